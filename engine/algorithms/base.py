@@ -1,0 +1,58 @@
+"""What every algorithm provides: a batched rollout, and advantages from the rollout's rewards."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.config import Config
+from engine.models.base import Cond, VelocityRunner
+from engine.objective import group_advantages, integrate_advantages
+from engine.rollout import Transition
+from engine.sampling import noise_levels, sigma_grid
+
+
+@dataclass
+class Rollout:
+    """Images to score, and the transitions to train on once advantages are known.
+
+    `groups` gives the shape the flat image batch reshapes to for advantages, always ending in
+    (..., G); for G²RPO it is (|Lambda|, |K|, P, G), for the baselines (1, P, G).
+    """
+
+    images: torch.Tensor
+    prompt_idx: torch.Tensor
+    groups: tuple[int, ...]
+    transitions: list[Transition]
+    info: dict = field(default_factory=dict)
+
+
+class Algorithm(ABC):
+    def __init__(self, cfg: Config):
+        self.cfg, a = cfg, cfg.algorithm
+        self.group = a.group_size
+        self.grid = sigma_grid(cfg.sampling.steps, cfg.sampling.shift).float()
+        self.sigmas = noise_levels(sigma_grid(cfg.sampling.steps, cfg.sampling.shift), a.eta, a.noise_form).float()
+        self.steps = cfg.sampling.steps
+
+    @abstractmethod
+    def rollout(self, runner: VelocityRunner, cond: Cond, prompts: int, generator: torch.Generator,
+                iteration: int) -> Rollout:
+        """Sample, with one batched model call per wave."""
+
+    def advantages(self, rollout: Rollout, rewards: torch.Tensor, weights: torch.Tensor) -> dict:
+        """Fill every transition's advantage from rewards [M, images]; return extra records.
+
+        The baselines' default: one terminal reward per trajectory, z-scored within each prompt's
+        group, summed over reward models, clamped, broadcast to every trained step.
+        """
+        per_reward = rewards.reshape(len(rewards), *rollout.groups)  # [M, 1, P, G]
+        global_std = None
+        if self.cfg.algorithm.global_std:
+            global_std = rewards.double().std(dim=1).reshape(-1, 1, 1, 1)
+        adv = group_advantages(per_reward, global_std)
+        mixed = integrate_advantages(adv, weights, self.cfg.algorithm.adv_clamp).reshape(-1)
+        for t in rollout.transitions:
+            t.advantage = mixed.to(t.x_next.device)
+        return {}

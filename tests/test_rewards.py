@@ -1,0 +1,39 @@
+"""Pixel-statistic rewards and the reward registry."""
+import pytest
+import torch
+
+from engine.rewards import build_reward, reward_names
+
+
+def test_registry_lists_the_builtin_rewards():
+    names = reward_names()
+    for name in ("jpeg_compressibility", "jpeg_incompressibility", "brightness", "saturation", "adherence"):
+        assert name in names
+    with pytest.raises(KeyError, match="unknown reward"):
+        build_reward("nope")
+
+
+def test_jpeg_rewards_prefer_flat_or_detailed_images():
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    noisy = torch.rand((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))
+    images, prompts = torch.cat([flat, noisy]), ["x", "x"]
+    compress = build_reward("jpeg_compressibility")(images, prompts)
+    incompress = build_reward("jpeg_incompressibility")(images, prompts)
+    assert compress[0] > compress[1] and incompress[1] > incompress[0]
+    assert torch.equal(compress, -incompress)
+
+
+def test_brightness_and_saturation():
+    black, white = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    red = torch.zeros(1, 3, 8, 8)
+    red[:, 0] = 1
+    images = torch.cat([black, white, red])
+    assert build_reward("brightness")(images, ["x"] * 3).tolist() == pytest.approx([0, 1, 1 / 3])
+    assert build_reward("saturation")(images, ["x"] * 3).tolist() == pytest.approx([0, 0, 1])
+
+
+def test_reward_input_is_checked():
+    with pytest.raises(ValueError, match="prompts"):
+        build_reward("brightness")(torch.zeros(2, 3, 8, 8), ["only one"])
+    with pytest.raises(ValueError, match="expected images"):
+        build_reward("brightness")(torch.zeros(2, 8, 8), ["a", "b"])

@@ -45,10 +45,13 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    from accelerate import PartialState
+
     from engine.trainer import Trainer  # heavy imports only once the config is known to be good
 
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if PartialState().is_main_process:  # under `accelerate launch` every process runs this
+        out.mkdir(parents=True, exist_ok=True)
+        saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     trainer = Trainer(cfg, out, resume=args.resume)
     trainer.run(progress=not args.no_progress)
     print(f"done: {cfg.train.iterations} iterations; records in {out / 'records.jsonl'}")

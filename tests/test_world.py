@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.rewards import build_reward
 from engine.rewards import verifiers
 from engine.world import (
     VOCABULARY, SceneSpec, all_prompts, caption, eval_prompts, parse_prompt, render,
@@ -90,9 +91,7 @@ def test_clean_renders_score_one():
     scenes = sample_scenes(128, seed=1, split="all")
     images, captions = render_batch(scenes)
     for name in NAMES:
-        reward = getattr(verifiers, {"background": "BackgroundReward", "colour": "ColourReward",
-                                     "shape": "ShapeReward", "count": "CountReward",
-                                     "adherence": "AdherenceReward"}[name])()
+        reward = build_reward(name)
         assert reward.name == name and not reward.held_out
         assert torch.equal(reward(images, captions), torch.ones(128)), name
 

@@ -151,26 +151,6 @@ class _Verifier(Reward):
         return verify(images, prompts)[self.key]
 
 
-@register_reward("background")
-class BackgroundReward(_Verifier):
-    key = "background"
-
-
-@register_reward("colour")
-class ColourReward(_Verifier):
-    key = "colour"
-
-
-@register_reward("shape")
-class ShapeReward(_Verifier):
-    key = "shape"
-
-
-@register_reward("count")
-class CountReward(_Verifier):
-    key = "count"
-
-
-@register_reward("adherence")
-class AdherenceReward(_Verifier):
-    key = "adherence"
+# One registered reward per verifier; each scores with `verify` and keeps its own column.
+for _key in ("background", "colour", "shape", "count", "adherence"):
+    register_reward(_key)(type(f"{_key.title()}Reward", (_Verifier,), {"key": _key}))

@@ -23,7 +23,7 @@ ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")
 def time_rollout(trainer: Trainer, micro_batch: int, seed: int):
     """One rollout with the given micro-batch; returns (seconds, rollout)."""
     runner = VelocityRunner(trainer.model, micro_batch, trainer.accelerator.autocast)
-    cond = trainer.model.encode_prompts(trainer.cfg.prompts[:1])
+    cond = trainer.model.encode_prompts(trainer.prompt_pool[:1])
     start = time.perf_counter()
     with torch.no_grad():
         rollout = trainer.algorithm.rollout(runner, cond, 1, torch.Generator().manual_seed(seed), 0)

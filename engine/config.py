@@ -29,8 +29,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "tiny-flux"
-    resolution: int = 16
+    name: str = "builtin"  # the pretrained small model; "tiny-flux" has random weights (tests)
 
 
 @dataclass
@@ -94,12 +93,28 @@ class Config:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    rewards: list[RewardConfig] = field(default_factory=lambda: [RewardConfig("brightness")])
-    prompts: list[str] = field(default_factory=lambda: ["a red circle on a black background"])
-    sample_prompts: list[str] = field(default_factory=lambda: ["a red circle on a black background"])
+    rewards: list[RewardConfig] = field(default_factory=lambda: [RewardConfig("preference")])
+    prompts: list[str] | None = None  # None: the shapes world's training prompts
+    sample_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def training_prompts(self) -> list[str]:
+        if self.prompts is not None:
+            return self.prompts
+        from engine.world import train_prompts
+
+        return train_prompts()
+
+
+# Two training prompts and two held-out ones, sampled from fixed noise as the run goes.
+DEFAULT_SAMPLE_PROMPTS = (
+    "two red circles on a black background",
+    "a large blue square on a white background",
+    "a red triangle on a gray background",
+    "three blue circles on a black background",
+)
 
 
 # ---------------------------------------------------------------- parsing and type checking
@@ -244,10 +259,11 @@ def validate(cfg: Config) -> Config:
     for i, r in enumerate(cfg.rewards):
         need(r.name in reward_names(), f"rewards[{i}].name: unknown reward {r.name!r}; known: {', '.join(reward_names())}")
         need(r.weight > 0, f"rewards[{i}].weight: must be > 0, got {r.weight}")
-    need(len(cfg.prompts) > 0, "prompts: at least one training prompt is needed")
+    need(cfg.prompts is None or len(cfg.prompts) > 0, "prompts: at least one training prompt is needed")
+    need(len(cfg.sample_prompts) > 0, "sample_prompts: at least one prompt is needed")
     if cfg.model.name in model_names():
         for key in ("prompts", "sample_prompts"):
-            for i, prompt in enumerate(getattr(cfg, key)):
+            for i, prompt in enumerate(getattr(cfg, key) or []):
                 try:
                     check_model_prompts(cfg.model, [prompt])
                 except ValueError as err:

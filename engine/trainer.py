@@ -58,6 +58,7 @@ class Trainer:
         self.algorithm = build_algorithm(cfg)
         self.rewards = [build_reward(r.name) for r in cfg.rewards]
         self.reward_weights = torch.tensor([r.weight for r in cfg.rewards])
+        self.prompt_pool = cfg.training_prompts()
         self.runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
 
         self.start_iteration = 0
@@ -103,8 +104,8 @@ class Trainer:
         start = time.perf_counter()
         runner.reset_counters()
         generator = seeded_generator(cfg.train.seed, it, acc.process_index)
-        P = cfg.train.prompts_per_iteration
-        prompts = [cfg.prompts[i] for i in torch.randint(len(cfg.prompts), (P,), generator=generator).tolist()]
+        P, pool = cfg.train.prompts_per_iteration, self.prompt_pool
+        prompts = [pool[i] for i in torch.randint(len(pool), (P,), generator=generator).tolist()]
         cond = {k: v.to(acc.device) for k, v in self.model.encode_prompts(prompts).items()}
 
         with torch.no_grad():

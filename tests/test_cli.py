@@ -8,7 +8,7 @@ import pytest
 from engine.config import ConfigError, load_config
 from engine.train import main
 
-SMALL = ["--set", "algorithm.group_size=3", "--set", "algorithm.branch_steps=[0,1]", "--set", "sampling.steps=6",
+SMALL = ["--set", "model.name=tiny-flux", "--set", "rewards=[{name: brightness}]", "--set", "algorithm.group_size=3", "--set", "algorithm.branch_steps=[0,1]", "--set", "sampling.steps=6",
          "--set", "train.iterations=2", "--set", "algorithm.granularities=[1,2]"]
 
 

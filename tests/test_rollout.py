@@ -10,7 +10,7 @@ from engine.sampling import completion_schedule
 def rollout(cfg, micro_batch, prompts=2, seed=0, iteration=0):
     model = build_model(cfg.model)
     runner = VelocityRunner(model, micro_batch)
-    cond = model.encode_prompts(cfg.prompts[:prompts])
+    cond = model.encode_prompts(cfg.training_prompts()[:prompts])
     out = build_algorithm(cfg).rollout(runner, cond, prompts, torch.Generator().manual_seed(seed), iteration)
     return out, runner
 

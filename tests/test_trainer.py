@@ -70,7 +70,7 @@ def test_lora_export_loads_in_diffusers_and_reproduces_the_tuned_model(small_con
     fresh.transformer.load_lora_adapter(str(folder), prefix="transformer", weight_name=LORA_WEIGHTS)
     x = torch.randn(3, *fresh.latent_shape)
     s = torch.tensor([0.9, 0.5, 0.2])
-    cond = fresh.encode_prompts(cfg.prompts[:3])
+    cond = fresh.encode_prompts(cfg.training_prompts()[:3])
     with torch.no_grad():
         tuned = trainer.model.velocity(x, s, cond)
         loaded = fresh.velocity(x, s, cond)
@@ -99,7 +99,7 @@ def test_full_fine_tuning(small_config, tmp_path):
 def test_g2rpo_raises_a_reward_a_lora_can_move(tmp_path, small_config):
     cfg = small_config("train.learning_rate=1e-2", "train.iterations=8", "sampling.steps=16", "algorithm.group_size=6")
     trainer = Trainer(cfg, tmp_path)
-    prompts = cfg.prompts * 4
+    prompts = cfg.training_prompts() * 4
     before = trainer.sample(prompts, seed_key=99).mean().item()
     records = trainer.run(progress=False)
     after = trainer.sample(prompts, seed_key=99).mean().item()

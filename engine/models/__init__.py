@@ -1,4 +1,8 @@
-"""Model registry: configs name a model; each name maps to an adapter behind `FlowModel`."""
+"""Model registry: configs name a model; each name maps to an adapter behind `FlowModel`.
+
+- `builtin`: the pretrained small text-to-image model of the shapes world (32x32, ships with the code).
+- `tiny-flux`: the same architecture at 16x16 with seeded random weights, for fast engine tests.
+"""
 from __future__ import annotations
 
 import torch
@@ -7,27 +11,36 @@ from engine.models.base import FlowModel
 
 
 def model_names() -> list[str]:
-    return ["tiny-flux"]
+    return ["builtin", "tiny-flux"]
+
+
+def _spec(name: str):
+    from engine.models.builtin import builtin_spec
+    from engine.models.tiny_flux import TinyFluxSpec
+    from engine.world import VOCABULARY
+
+    return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=16, vocabulary=list(VOCABULARY))
 
 
 def build_model(cfg) -> FlowModel:
-    """Build the adapter named by a ModelConfig (random weights are seeded, so always the same)."""
-    if cfg.name == "tiny-flux":
-        from engine.models.tiny_flux import TinyFlux, TinyFluxSpec
+    """Build the adapter named by a ModelConfig."""
+    if cfg.name == "builtin":
+        from engine.models.builtin import load_builtin
 
-        with torch.random.fork_rng(devices=[]):
+        return load_builtin()
+    if cfg.name == "tiny-flux":
+        from engine.models.tiny_flux import TinyFlux
+
+        with torch.random.fork_rng(devices=[]):  # the same random weights every time
             torch.manual_seed(0)
-            return TinyFlux(TinyFluxSpec(resolution=cfg.resolution))
+            return TinyFlux(_spec(cfg.name))
     raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(model_names())}")
 
 
 def check_model_prompts(cfg, prompts: list[str]) -> None:
     """Raise ValueError for prompts the model cannot encode, without loading any weights."""
-    if cfg.name == "tiny-flux":
-        from engine.models.tiny_flux import DEFAULT_VOCABULARY, WordEncoder, TinyFluxSpec
+    from engine.models.tiny_flux import check_prompt
 
-        encoder = WordEncoder.__new__(WordEncoder)  # vocabulary check only, no embedding table
-        encoder.vocabulary, encoder.max_words = DEFAULT_VOCABULARY, TinyFluxSpec.max_words
-        encoder.index = {w: i + 1 for i, w in enumerate(DEFAULT_VOCABULARY)}
-        for prompt in prompts:
-            encoder.check(prompt)
+    spec = _spec(cfg.name)
+    for prompt in prompts:
+        check_prompt(prompt, spec.vocabulary, spec.max_words)

@@ -37,6 +37,21 @@ def tokenize(prompt: str) -> list[str]:
     return re.findall(r"[a-z]+", prompt.lower())
 
 
+def check_prompt(prompt: str, vocabulary: list[str], max_words: int) -> list[str]:
+    """The prompt's words, or a ValueError that names what is wrong (checked before any job)."""
+    words = tokenize(prompt)
+    if not words:
+        raise ValueError("empty prompt")
+    known = set(vocabulary)
+    unknown = [w for w in words if w not in known]
+    if unknown:
+        raise ValueError(f"unknown word(s) {', '.join(map(repr, unknown))} in prompt {prompt!r}; "
+                         f"the model knows: {' '.join(vocabulary)}")
+    if len(words) > max_words:
+        raise ValueError(f"prompt {prompt[:80]!r} has {len(words)} words; the model takes at most {max_words}")
+    return words
+
+
 class WordEncoder(nn.Module):
     """Prompt -> (per-word embeddings [max_words, dim], pooled mean embedding [dim])."""
 
@@ -47,16 +62,7 @@ class WordEncoder(nn.Module):
         self.embed = nn.Embedding(len(self.vocabulary) + 1, dim, padding_idx=0)
 
     def check(self, prompt: str) -> list[int]:
-        words = tokenize(prompt)
-        if not words:
-            raise ValueError("empty prompt")
-        unknown = [w for w in words if w not in self.index]
-        if unknown:
-            raise ValueError(f"unknown word(s) {', '.join(map(repr, unknown))} in prompt {prompt!r}; "
-                             f"the model knows: {' '.join(self.vocabulary)}")
-        if len(words) > self.max_words:
-            raise ValueError(f"prompt {prompt!r} has {len(words)} words; the model takes at most {self.max_words}")
-        return [self.index[w] for w in words]
+        return [self.index[w] for w in check_prompt(prompt, self.vocabulary, self.max_words)]
 
     def forward(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids = torch.zeros(len(prompts), self.max_words, dtype=torch.long, device=self.embed.weight.device)

@@ -1,0 +1,67 @@
+"""The built-in pretrained model and the learned reward: they load, follow prompts, and are deterministic."""
+import dataclasses
+
+import pytest
+import torch
+
+from engine.config import ModelConfig
+from engine.evaluate import main as evaluate_main
+from engine.evaluate import sample_images
+from engine.models import build_model
+from engine.models.builtin import builtin_spec
+from engine.rewards import build_reward
+from engine.world import BACKGROUNDS, caption, eval_prompts, parse_prompt, render_tensor, train_prompts
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(ModelConfig("builtin"))
+
+
+def test_loads_the_committed_weights(model):
+    assert model.spec == builtin_spec()
+    assert 1.5e6 < sum(p.numel() for p in model.transformer.parameters()) < 2.5e6
+    assert model.latent_shape == (64, 48)  # 32x32 RGB in 4x4-pixel tokens
+
+
+def test_unknown_words_are_rejected_with_their_name(model):
+    with pytest.raises(ValueError, match="'zebra'"):
+        model.encode_prompts(["a red zebra on a black background"])
+    with pytest.raises(ValueError, match="empty prompt"):
+        model.encode_prompts([""])
+
+
+def test_samples_are_deterministic_from_a_seed(model):
+    prompts = train_prompts()[:3]
+    a, labels = sample_images(model, prompts, seeds=2, progress=False)
+    b, _ = sample_images(model, prompts, seeds=2, progress=False)
+    assert torch.equal(a, b)
+    assert labels == [p for p in prompts for _ in range(2)]
+    assert not torch.allclose(a[0], a[1])  # two seeds, two images
+
+
+def test_base_model_follows_prompts_recognisably(model):
+    prompts = train_prompts()[::12]
+    images, labels = sample_images(model, prompts, seeds=2, progress=False)
+    scores = {name: build_reward(name)(images, labels).mean().item() for name in ("background", "colour")}
+    assert scores["background"] > 0.6 and scores["colour"] > 0.3, scores
+
+
+def swap_background(prompt: str) -> str:
+    spec = parse_prompt(prompt)
+    other = next(b for b in BACKGROUNDS if b not in (spec.background, spec.colour))
+    return caption(dataclasses.replace(spec, background=other))
+
+
+def test_learned_reward_prefers_matching_captions_on_held_out_prompts():
+    reward = build_reward("preference")
+    prompts = eval_prompts()[::4]
+    images = torch.stack([render_tensor(parse_prompt(p), seed=i) for i, p in enumerate(prompts)])
+    right, wrong = reward(images, prompts), reward(images, [swap_background(p) for p in prompts])
+    assert (right > wrong).float().mean() > 0.8
+
+
+def test_evaluate_rejects_bad_input(capsys):
+    assert evaluate_main(["--prompts", "nope"]) == 2
+    assert evaluate_main(["--rewards", "nope"]) == 2
+    assert "unknown" in capsys.readouterr().err

@@ -1,0 +1,166 @@
+"""The Python API the UI and the CLI use. Nothing here trains: it stores, queues and reads.
+
+    run_id = api.submit("configs/g2rpo.yaml", ["train.iterations=20"])   # validated, stored, queued
+    api.get_run(run_id)["status"]           # queued | running | completed | failed | cancelled | interrupted
+    api.latest_metrics(run_id, since_iteration=n)   # new iterations only: cheap to poll
+    api.heatmap(run_id)                     # G²RPO attribution of the latest iteration
+    api.cancel(run_id); api.resume(run_id); api.export(run_id)
+
+Invalid input raises `ConfigError` (a bad config) or `JobError` (an unknown run, a run in the
+wrong state); nothing is stored or queued then. `QueueError`: the queue server is unreachable.
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+
+from sqlalchemy import delete as sql_delete, select
+
+from jobs import db, queries, runs, settings
+from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
+
+from engine.config import ConfigError  # noqa: F401  (light: re-exported for callers)
+
+# What the UI polls, re-exported from queries.
+latest_metrics = queries.latest_metrics
+heatmap = queries.heatmap
+attribution_history = queries.attribution_history
+records = queries.records
+checkpoints = queries.checkpoints
+evaluations = queries.evaluations
+
+
+class JobError(ValueError):
+    """A request that cannot be done: unknown run, or a run in the wrong state for it."""
+
+
+class QueueError(RuntimeError):
+    """The queue (Redis) cannot be reached; the run is stored as failed and can be resumed later."""
+
+
+def _config(config: str | Path | dict | None, overrides) -> dict:
+    """Validate (types, values, prompts the model can encode) and return the resolved config."""
+    from engine.config import apply_override, config_from_dict, load_config
+
+    if isinstance(config, dict):
+        data = copy.deepcopy(config)
+        for assignment in overrides:
+            apply_override(data, assignment)
+        return config_from_dict(data).to_dict()
+    return load_config(config, list(overrides)).to_dict()
+
+
+def submit(config: str | Path | dict | None, overrides=(), name: str = "") -> int:
+    """Validate a config (a YAML path, a dict, or None for the defaults), store the run, queue it.
+    Returns the run id."""
+    resolved = _config(config, overrides)
+    run_id = runs.create(resolved, name or (Path(config).stem if isinstance(config, (str, Path)) else ""))
+    _enqueue(run_id)
+    return run_id
+
+
+def _enqueue(run_id: int) -> None:
+    from jobs import queue
+
+    try:
+        queue.enqueue(run_id)
+    except Exception as err:  # e.g. Redis unreachable: say so on the run and to the caller
+        runs.finish(run_id, "failed", f"could not queue it: {err}", expected=("queued",))
+        raise QueueError(f"run {run_id} is stored but could not be queued ({err}); once the queue is "
+                         f"back: python -m jobs resume {run_id}") from err
+
+
+def _run(run_id: int) -> Run:
+    run = runs.get(run_id)
+    if run is None:
+        raise JobError(f"no run {run_id}")
+    return run
+
+
+def get_run(run_id: int) -> dict:
+    """The run's row as a dict, plus `folder` (absolute) and `checkpoints` (relative paths)."""
+    runs.mark_interrupted()  # the UI never shows 'running' for a run whose worker died long ago
+    run = _run(run_id).model_dump()
+    run["folder"] = str(settings.run_dir(run_id))
+    with db.session() as s:
+        run["checkpoints"] = list(s.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
+                                            .order_by(Checkpoint.iteration)))
+    return run
+
+
+def list_runs(status: str | None = None, limit: int = 200) -> list[dict]:
+    """Newest first, without the config (see get_run)."""
+    runs.mark_interrupted()
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if status is not None:
+        query = query.where(Run.status == status)
+    with db.session() as s:
+        return [run.model_dump(exclude={"config"}) for run in s.scalars(query)]
+
+
+def cancel(run_id: int) -> str:
+    """Stop a run: a queued one never starts; a running one stops within about a second and keeps
+    its metrics, samples and checkpoints. Returns 'cancelled' or 'cancelling' (a worker confirms)."""
+    state = runs.cancel(run_id)
+    if state is None:
+        raise JobError(f"run {run_id} is {_run(run_id).status}; nothing to cancel")
+    return state
+
+
+def resume(run_id: int, overrides=()) -> None:
+    """Queue a stopped run again; it continues from its last checkpoint (iterations after it are
+    redone, never duplicated). Overrides (e.g. train.iterations=200) change its stored config."""
+    run = _run(run_id)
+    if run.status not in RESUMABLE:
+        raise JobError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
+    config = _config(run.config, overrides) if overrides else None
+    if not runs.requeue(run_id, config):
+        raise JobError(f"run {run_id} changed state meanwhile ({_run(run_id).status}); try again")
+    _enqueue(run_id)
+
+
+def delete(run_id: int) -> None:
+    """Delete a finished run: its rows and its folder."""
+    run = _run(run_id)
+    if run.status in ACTIVE:
+        raise JobError(f"run {run_id} is {run.status}; cancel it first")
+    with db.session() as s:
+        s.execute(sql_delete(Run).where(Run.id == run_id))  # the other tables cascade
+        s.commit()
+    shutil.rmtree(settings.run_dir(run_id), ignore_errors=True)
+
+
+def wait(run_id: int, timeout: float | None = None, poll_s: float = 1.0) -> str:
+    """Block until the run is no longer queued or running; returns its status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while (status := get_run(run_id)["status"]) in ACTIVE:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        time.sleep(poll_s)
+    return status
+
+
+def samples(run_id: int) -> list[dict]:
+    """Sample images of a run with absolute `file` paths (the base model's have trained == 0)."""
+    folder = settings.run_dir(run_id)
+    return [{**row, "file": str(folder / row["path"])} for row in queries.samples(run_id)]
+
+
+def add_evaluation(run_id: int, scores: dict, checkpoint: str | None = None, prompts: str = "eval",
+                   seeds: int = 0) -> int:
+    """Store an evaluation (e.g. engine.evaluate's scores) of a run's checkpoint or base model."""
+    _run(run_id)
+    row = Evaluation(run_id=run_id, checkpoint=checkpoint, prompts=prompts, seeds=seeds, scores=scores)
+    with db.session() as s:
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def export(run_id: int, out: str | Path | None = None) -> Path:
+    from jobs.export import export_run
+
+    _run(run_id)
+    return export_run(run_id, out)

@@ -1,0 +1,92 @@
+"""The training process of one run: the engine's trainer with a sink into the database.
+
+Started by a worker (jobs/supervise.py), or by hand for debugging: `python -m jobs.child RUN_ID`.
+It resumes from the run folder's last checkpoint whenever there is one, so a first start, a
+resume after a cancel and a resume after a crash are the same code path.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import threading
+
+import yaml
+from sqlalchemy import select
+from tqdm import tqdm
+
+# Imported here so the fork server loads them once for every job.
+import engine.models.tiny_flux  # noqa: F401
+import engine.trainer  # noqa: F401
+import peft  # noqa: F401
+from engine.config import config_from_dict
+from jobs import db, settings
+from jobs.models import Checkpoint, Run
+from jobs.sink import GUARD, RunSink
+
+
+def hold_lifeline(lifeline) -> None:
+    """Die with the worker: its end of the pipe closes when it exits, however it exits."""
+    def wait():
+        try:
+            lifeline.recv_bytes()
+        except (EOFError, OSError):
+            pass
+        os.killpg(0, signal.SIGKILL)  # the whole group: this process and anything it started
+
+    threading.Thread(target=wait, name="lifeline", daemon=True).start()
+
+
+def drop_unrecorded_checkpoints(run_id: int) -> None:
+    """A kill between saving a checkpoint and storing its iteration's record would make a resume
+    skip that iteration: forget such a checkpoint, so the iteration is redone instead."""
+    with db.session() as s:
+        recorded = set(s.scalars(select(Checkpoint.trained).where(Checkpoint.run_id == run_id)))
+    root = settings.run_dir(run_id) / "checkpoints"
+    for folder in root.glob("iter_*") if root.exists() else []:
+        if not folder.name.endswith(".tmp") and int(folder.name.removeprefix("iter_")) not in recorded:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def train(run_id: int) -> None:
+    from engine.trainer import Trainer
+
+    folder = settings.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with db.session() as s:
+        cfg = config_from_dict(s.get(Run, run_id).config)
+    # The engine's CLI can continue this folder too: python -m engine.train --out FOLDER --resume
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    drop_unrecorded_checkpoints(run_id)
+    sink = RunSink(run_id)
+    trainer = Trainer(cfg, folder, sink=sink, resume=True)
+    sink.begin(trainer.start_iteration)
+    print(f"run {run_id}: iterations {trainer.start_iteration}..{cfg.train.iterations - 1} on "
+          f"{trainer.accelerator.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})",
+          flush=True)
+    trainer.run(progress=False)
+    print(f"run {run_id}: done", flush=True)
+
+
+def main(run_id: int, gpu: str | None = None, lifeline=None) -> None:
+    os.setsid()  # its own process group, which the worker kills on cancel
+    GUARD.install()
+    if lifeline is not None:
+        hold_lifeline(lifeline)
+    if gpu is not None:  # before anything touches CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    folder = settings.run_dir(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "log.txt", "a", buffering=1)
+    os.dup2(log.fileno(), 1)  # prints, warnings and the traceback of a failure go to the run's log
+    os.dup2(log.fileno(), 2)
+    db.dispose_all()  # never reuse a connection inherited through fork
+    tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a kill would leak
+    train(run_id)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+        sys.exit("usage: python -m jobs.child RUN_ID   (normally started by python -m jobs.worker)")
+    train(int(sys.argv[1]))

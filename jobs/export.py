@@ -1,0 +1,70 @@
+"""Export a run for use outside the tool: a zip (or a folder) with its config, its metrics as CSV
+and JSON Lines (rebuilt from the database), its evaluations, the newest samples, and the LoRA of
+its last checkpoint in the diffusers format (`pipe.load_lora_weights(folder)`)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from jobs import queries, runs, settings
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.checkpoint.LORA_WEIGHTS (no torch import here)
+
+
+def metrics_csv(run_id: int) -> str:
+    rows = queries.latest_metrics(run_id)
+    names = list(rows[0]["rewards"]) if rows else []
+    columns = [c for c in queries.CURVES if c != "rewards"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(columns + [f"{n}_{s}" for n in names for s in ("mean", "std")])
+    for row in rows:
+        writer.writerow([row[c] for c in columns] + [row["rewards"][n][s] for n in names for s in ("mean", "std")])
+    return out.getvalue()
+
+
+def contents(run_id: int) -> dict[str, bytes | Path]:
+    """Archive name -> bytes, or a file to copy."""
+    run = runs.get(run_id)
+    folder = settings.run_dir(run_id)
+    files: dict[str, bytes | Path] = {
+        "run.json": json.dumps(run.model_dump(exclude={"config"}), indent=1, default=str).encode(),
+        "config.yaml": yaml.safe_dump(run.config, sort_keys=False).encode(),
+        "metrics.csv": metrics_csv(run_id).encode(),
+        "records.jsonl": "".join(json.dumps(r) + "\n" for r in queries.records(run_id)).encode(),
+        "evaluations.json": json.dumps(queries.evaluations(run_id), indent=1, default=str).encode(),
+    }
+    samples = queries.samples(run_id)
+    newest = max((s["trained"] for s in samples), default=None)
+    for s in samples:
+        if s["trained"] == newest and (folder / s["path"]).exists():
+            files[f"samples/{Path(s['path']).name}"] = folder / s["path"]
+    if run.last_checkpoint:
+        checkpoint = folder / run.last_checkpoint
+        if (checkpoint / LORA_WEIGHTS).exists():
+            files[f"lora/{LORA_WEIGHTS}"] = checkpoint / LORA_WEIGHTS
+        for path in sorted((checkpoint / "transformer").glob("*")):  # full fine-tuning
+            files[f"transformer/{path.name}"] = path
+    return files
+
+
+def export_run(run_id: int, out: str | Path | None = None) -> Path:
+    """Write `out` (default data/exports/run-ID.zip); a path without .zip is written as a folder."""
+    out = Path(out) if out else settings.data_dir() / "exports" / f"run-{run_id}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = contents(run_id)
+    if out.suffix == ".zip":
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in files.items():
+                z.write(data, name) if isinstance(data, Path) else z.writestr(name, data)
+    else:
+        for name, data in files.items():
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data.read_bytes() if isinstance(data, Path) else data)
+    return out

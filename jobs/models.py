@@ -1,0 +1,129 @@
+"""The tables: runs, per-iteration metrics, G²RPO attribution, samples, checkpoints, evaluations.
+
+Everything the UI shows is read from here. Images and checkpoints stay files in the run folder
+(`settings.run_dir(id)`); the tables hold their paths relative to it, so moving the data folder
+moves nothing in the database. Timestamps are naive UTC.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlmodel import Field, SQLModel
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running")  # a worker owns (or will own) the run
+RESUMABLE = ("interrupted", "cancelled", "failed", "completed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def timestamp(now: bool = False):
+    """Naive UTC on every backend (SQLModel's default is timestamptz on PostgreSQL, naive on SQLite)."""
+    if now:
+        return Field(default_factory=utcnow, sa_column=Column(DateTime(), nullable=False, default=utcnow))
+    return Field(default=None, sa_column=Column(DateTime(), nullable=True))
+
+
+def run_fk():
+    return Field(foreign_key="runs.id", primary_key=True, ondelete="CASCADE")
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = {"sqlite_autoincrement": True}  # never reuse a deleted run's id (or its folder)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = ""
+    status: str = Field(default="queued", index=True)
+    algorithm: str
+    model: str
+    config: dict = Field(sa_column=Column(JSON, nullable=False))  # resolved, validated
+    iterations: int  # planned (train.iterations)
+    last_iteration: int | None = None  # the latest stored iteration: progress at a glance
+    last_checkpoint: str | None = None  # relative to the run folder
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    cancel_requested: bool = False  # set by cancel(); the supervising worker stops the child
+    attempts: int = 0  # times a worker started it (1 + resumes)
+    worker_host: str | None = None  # who runs it: interrupted-run detection
+    worker_pid: int | None = None
+    child_pid: int | None = None
+    created_at: datetime = timestamp(now=True)
+    started_at: datetime | None = timestamp()
+    finished_at: datetime | None = timestamp()
+    heartbeat_at: datetime | None = timestamp()  # refreshed by the supervising worker every few seconds
+
+
+class Metric(SQLModel, table=True):
+    """One row per iteration: scalar columns for the curves, the rest of the record as JSON."""
+    __tablename__ = "metrics"
+    run_id: int = run_fk()
+    iteration: int = Field(primary_key=True)  # (run_id, iteration) is the index the UI reads by
+    created_at: datetime = timestamp(now=True)
+    # Scalars the UI plots; None where the engine produced NaN or inf (SQLite stores NaN as NULL anyway).
+    reward: float | None  # sum over reward models of weight * mean
+    loss: float | None
+    ratio_mean: float | None
+    ratio_min: float | None
+    ratio_max: float | None
+    clip_fraction: float | None
+    approx_kl: float | None
+    grad_norm: float | None
+    seconds: float  # wall time of the iteration
+    model_evaluations: int  # rollout + train
+    rewards: dict = Field(sa_column=Column(JSON, nullable=False))  # {name: {mean, std}}
+    record: dict = Field(sa_column=Column(JSON, nullable=False))  # the record minus g2rpo's arrays
+
+
+class Attribution(SQLModel, table=True):
+    """G²RPO's per-step attribution, one row per (iteration, prompt, branch step k).
+
+    Compact on purpose: the members and granularities of a row are arrays, [reward model][λ][member]
+    for `rewards` and `advantages`, [member] for `mixed_advantage`, in the order of the record's
+    `g2rpo.granularities` (kept in Metric.record). A default run (K=8, Λ=3, G=12) stores 8 rows per
+    iteration instead of 288 single values.
+    """
+    __tablename__ = "attributions"
+    # Covering index of the step x iteration heatmap: read without touching the wide JSON rows.
+    __table_args__ = (Index("ix_attributions_history", "run_id", "iteration", "k", "abs_advantage"),)
+    run_id: int = run_fk()
+    iteration: int = Field(primary_key=True)
+    prompt: int = Field(primary_key=True)  # index into the record's prompts
+    k: int = Field(primary_key=True)  # the branch step (a denoising step index)
+    rewards: list = Field(sa_column=Column(JSON, nullable=False))
+    advantages: list = Field(sa_column=Column(JSON, nullable=False))
+    mixed_advantage: list = Field(sa_column=Column(JSON, nullable=False))
+    abs_advantage: float | None  # mean |mixed advantage| over members: the step x iteration heatmap
+
+
+class Sample(SQLModel, table=True):
+    __tablename__ = "samples"
+    __table_args__ = (Index("ix_samples_run_iteration", "run_id", "iteration"),)
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE")
+    iteration: int  # the record that wrote it
+    trained: int  # iterations trained when it was drawn (0: the base model)
+    position: int  # index in the config's sample_prompts
+    prompt: str
+    path: str  # relative to the run folder
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    run_id: int = run_fk()
+    iteration: int = Field(primary_key=True)  # the record that wrote it
+    trained: int  # iterations trained (the folder's iter_NNNNNN)
+    path: str  # relative to the run folder
+    created_at: datetime = timestamp(now=True)
+
+
+class Evaluation(SQLModel, table=True):
+    __tablename__ = "evaluations"
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE", index=True)
+    checkpoint: str | None = None  # relative path; None: the base model
+    prompts: str = "eval"
+    seeds: int = 0
+    scores: dict = Field(sa_column=Column(JSON, nullable=False))  # {reward name: mean}
+    created_at: datetime = timestamp(now=True)

@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow || test $$? -eq 5  # 5: none marked slow yet
 
 bench: $(STAMP)
 	$(PY) -m engine.bench

@@ -133,10 +133,11 @@ def test_cli(capsys):
     assert cli(["submit", "configs/g2rpo.yaml", "--set", "algorithm.granularities=[0]"]) == 2
     assert "granularities" in capsys.readouterr().err
     assert cli(["status", "42"]) == 2 and "no run 42" in capsys.readouterr().err
-    assert cli(["submit", "configs/g2rpo.yaml", *sum((["--set", o] for o in SMALL), []), "--name", "cli"]) == 0
+    overrides = sum((["--set", o] for o in [*SMALL, "train.iterations=7"]), [])
+    assert cli(["submit", "configs/g2rpo.yaml", *overrides, "--name", "cli"]) == 0
     assert "queued run 1" in capsys.readouterr().out
     assert cli(["list"]) == 0 and "queued" in capsys.readouterr().out
-    assert cli(["status", "1"]) == 0 and "0/50 iterations" in capsys.readouterr().out
+    assert cli(["status", "1"]) == 0 and "0/7 iterations" in capsys.readouterr().out
     assert cli(["cancel", "1"]) == 0 and "cancelled" in capsys.readouterr().out
     assert cli(["cancel", "1"]) == 2
     assert cli(["resume", "1", "--set", "train.iterations=3"]) == 0

@@ -61,4 +61,4 @@ def build_reward(name: str) -> Reward:
 
 def _import_builtin_rewards() -> None:
     # Importing the modules runs their @register_reward decorators.
-    from engine.rewards import image_stats, verifiers  # noqa: F401
+    from engine.rewards import image_stats, learned, verifiers  # noqa: F401

@@ -151,6 +151,8 @@ class _Verifier(Reward):
         return verify(images, prompts)[self.key]
 
 
-# One registered reward per verifier; each scores with `verify` and keeps its own column.
+# One registered reward per verifier; each scores with `verify` and keeps its own column. The four
+# single checks are held out (the out-of-domain columns); their mean, adherence, is a training reward
+# (the role GenEval or CLIP score plays), like the learned `preference` (HPS's role).
 for _key in ("background", "colour", "shape", "count", "adherence"):
-    register_reward(_key)(type(f"{_key.title()}Reward", (_Verifier,), {"key": _key}))
+    register_reward(_key)(type(f"{_key.title()}Reward", (_Verifier,), {"key": _key, "held_out": _key != "adherence"}))

@@ -13,7 +13,8 @@ METRICS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "app
 @pytest.mark.parametrize("name", ["g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"])
 def test_first_ratio_is_exactly_one_on_policy(small_config, tmp_path, name):
     # micro_batch 3 splits every batch into uneven chunks: rollout and training must agree anyway
-    cfg = small_config(f"algorithm.name={name}", "train.micro_batch=3", "train.iterations=1")
+    cfg = small_config(f"algorithm.name={name}", "train.micro_batch=3", "train.iterations=1",
+                       "train.optimizer_step=per_step")
     record = Trainer(cfg, tmp_path).iteration(0)
     assert record["onpolicy_ratio_error"] == 0.0
 
@@ -97,7 +98,8 @@ def test_full_fine_tuning(small_config, tmp_path):
 
 
 def test_g2rpo_raises_a_reward_a_lora_can_move(tmp_path, small_config):
-    cfg = small_config("train.learning_rate=1e-2", "train.iterations=8", "sampling.steps=16", "algorithm.group_size=6")
+    cfg = small_config("train.learning_rate=1e-2", "train.iterations=8", "sampling.steps=16", "algorithm.group_size=6",
+                       "train.optimizer_step=per_step")
     trainer = Trainer(cfg, tmp_path)
     prompts = cfg.training_prompts() * 4
     before = trainer.sample(prompts, seed_key=99).mean().item()

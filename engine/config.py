@@ -5,6 +5,7 @@ Every field is a typed dataclass attribute; an unknown key, a wrong type or an i
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -178,10 +179,12 @@ def apply_override(data: dict, assignment: str) -> None:
         raise ConfigError(f"override {key!r}: cannot parse {raw!r}: {err}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read YAML (or defaults), apply overrides, type-check, resolve defaults and validate."""
+def load_config(path: str | Path | dict | None = None, overrides: list[str] = ()) -> Config:
+    """Read YAML (or a dict, or defaults), apply overrides, type-check, resolve defaults and validate."""
     data = {}
-    if path is not None:
+    if isinstance(path, dict):
+        data = copy.deepcopy(path)
+    elif path is not None:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as err:

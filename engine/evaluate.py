@@ -56,9 +56,10 @@ def sample_images(model, prompts: list[str], seeds: int, steps: int = 16, shift:
     return torch.cat(images), labels
 
 
-def evaluate(model, prompts: list[str], rewards: list[str], seeds: int, progress: bool = True) -> dict[str, float]:
+def evaluate(model, prompts: list[str], rewards: list, seeds: int, progress: bool = True) -> dict[str, float]:
+    """Mean score of each reward (built once by the caller) over every prompt and seed."""
     images, labels = sample_images(model, prompts, seeds, progress=progress)
-    return {name: build_reward(name)(images, labels).mean().item() for name in rewards}
+    return {reward.name: reward(images, labels).mean().item() for reward in rewards}
 
 
 def load_with_lora(model_cfg: ModelConfig, folder: str | None):
@@ -68,12 +69,11 @@ def load_with_lora(model_cfg: ModelConfig, folder: str | None):
     return model
 
 
-def format_table(rows: dict[str, dict[str, float]], rewards: list[str]) -> str:
-    held = {name: build_reward(name).held_out for name in rewards}
-    header = "| model | " + " | ".join(f"{n}{' (held out)' if held[n] else ''}" for n in rewards) + " |"
+def format_table(rows: dict[str, dict[str, float]], rewards: list) -> str:
+    header = "| model | " + " | ".join(f"{r.name}{' (held out)' if r.held_out else ''}" for r in rewards) + " |"
     lines = [header, "|" + " --- |" * (len(rewards) + 1)]
     for label, scores in rows.items():
-        lines.append(f"| {label} | " + " | ".join(f"{scores[n]:.3f}" for n in rewards) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{scores[r.name]:.3f}" for r in rewards) + " |")
     return "\n".join(lines)
 
 
@@ -97,12 +97,13 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    rewards = [build_reward(name) for name in args.rewards]  # loaded once, scored on every row
     rows = {}
     for folder in [None, *args.lora]:
         model = load_with_lora(ModelConfig(args.model), folder)
-        rows[folder or f"{args.model} (base)"] = evaluate(model, prompts, args.rewards, args.seeds)
+        rows[folder or f"{args.model} (base)"] = evaluate(model, prompts, rewards, args.seeds)
     print(f"{len(prompts)} {args.prompts} prompts x {args.seeds} seeds")
-    print(format_table(rows, args.rewards))
+    print(format_table(rows, rewards))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"prompts": args.prompts, "seeds": args.seeds, "rows": rows}, f, indent=1)

@@ -11,7 +11,6 @@ wrong state); nothing is stored or queued then. `QueueError`: the queue server i
 """
 from __future__ import annotations
 
-import copy
 import shutil
 import time
 from pathlib import Path
@@ -42,13 +41,8 @@ class QueueError(RuntimeError):
 
 def _config(config: str | Path | dict | None, overrides) -> dict:
     """Validate (types, values, prompts the model can encode) and return the resolved config."""
-    from engine.config import apply_override, config_from_dict, load_config
+    from engine.config import load_config
 
-    if isinstance(config, dict):
-        data = copy.deepcopy(config)
-        for assignment in overrides:
-            apply_override(data, assignment)
-        return config_from_dict(data).to_dict()
     return load_config(config, list(overrides)).to_dict()
 
 

@@ -79,6 +79,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 10
     sample_every: int = 10
+    eval_every: int = 0  # score eval_prompts with every reward this often (0: never); base model first
 
 
 @dataclass
@@ -97,6 +98,8 @@ class Config:
     rewards: list[RewardConfig] = field(default_factory=lambda: [RewardConfig("preference")])
     prompts: list[str] | None = None  # None: the shapes world's training prompts
     sample_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS))
+    eval_prompts: list[str] | None = None  # None: the shapes world's held-out prompts
+    eval_rewards: list[str] = field(default_factory=list)  # scored at evaluation besides the training rewards
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -107,6 +110,17 @@ class Config:
         from engine.world import train_prompts
 
         return train_prompts()
+
+    def evaluation_prompts(self) -> list[str]:
+        if self.eval_prompts is not None:
+            return self.eval_prompts
+        from engine.world import eval_prompts
+
+        return eval_prompts()
+
+    def evaluation_rewards(self) -> list[str]:
+        """The training rewards, then the extra evaluation rewards (each once)."""
+        return list(dict.fromkeys([r.name for r in self.rewards] + list(self.eval_rewards)))
 
 
 # Two training prompts and two held-out ones, sampled from fixed noise as the run goes.
@@ -258,14 +272,18 @@ def validate(cfg: Config) -> Config:
     need(t.mixed_precision in ("no", "bf16", "fp16"), f"train.mixed_precision: 'no', 'bf16' or 'fp16', got {t.mixed_precision!r}")
     need(t.checkpoint_every >= 1, f"train.checkpoint_every: must be >= 1, got {t.checkpoint_every}")
     need(t.sample_every >= 1, f"train.sample_every: must be >= 1, got {t.sample_every}")
+    need(t.eval_every >= 0, f"train.eval_every: must be >= 0 (0: no evaluation), got {t.eval_every}")
     need(len(cfg.rewards) > 0, "rewards: at least one reward model is needed")
     for i, r in enumerate(cfg.rewards):
         need(r.name in reward_names(), f"rewards[{i}].name: unknown reward {r.name!r}; known: {', '.join(reward_names())}")
         need(r.weight > 0, f"rewards[{i}].weight: must be > 0, got {r.weight}")
+    for i, name in enumerate(cfg.eval_rewards):
+        need(name in reward_names(), f"eval_rewards[{i}]: unknown reward {name!r}; known: {', '.join(reward_names())}")
     need(cfg.prompts is None or len(cfg.prompts) > 0, "prompts: at least one training prompt is needed")
+    need(cfg.eval_prompts is None or len(cfg.eval_prompts) > 0, "eval_prompts: at least one prompt is needed (or leave it out)")
     need(len(cfg.sample_prompts) > 0, "sample_prompts: at least one prompt is needed")
     if cfg.model.name in model_names():
-        for key in ("prompts", "sample_prompts"):
+        for key in ("prompts", "sample_prompts", "eval_prompts"):
             for i, prompt in enumerate(getattr(cfg, key) or []):
                 try:
                     check_model_prompts(cfg.model, [prompt])

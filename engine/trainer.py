@@ -59,6 +59,10 @@ class Trainer:
         self.rewards = [build_reward(r.name) for r in cfg.rewards]
         self.reward_weights = torch.tensor([r.weight for r in cfg.rewards])
         self.prompt_pool = cfg.training_prompts()
+        if t.eval_every:
+            self.eval_prompts = cfg.evaluation_prompts()
+            self.eval_rewards = [next((r for r in self.rewards if r.name == name), None) or build_reward(name)
+                                 for name in cfg.evaluation_rewards()]
         self.runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
 
         self.start_iteration = 0
@@ -91,6 +95,12 @@ class Trainer:
                           [list(range(steps + 1))] * len(prompts))
         return self.model.decode(x)
 
+    def evaluate(self, trained: int) -> dict:
+        """Every evaluation reward's mean on the eval prompts, one fixed noise per prompt."""
+        images = self.sample(self.eval_prompts, seed_key=1)
+        scores = {r.name: r(images, self.eval_prompts).mean().item() for r in self.eval_rewards}
+        return {"trained": trained, "prompts": "eval", "seeds": 1, "scores": scores}
+
     def save_samples(self, done: int) -> list[str]:
         images = self.sample(self.cfg.sample_prompts)
         names = [f"{i:02d}.png" for i in range(len(images))]
@@ -101,6 +111,11 @@ class Trainer:
 
     def iteration(self, it: int) -> dict:
         cfg, acc, runner = self.cfg, self.accelerator, self.runner
+        base = {}  # the base model's samples and scores, before the first update changes it
+        if self.is_main and it == 0 and self.start_iteration == 0:
+            base["base_samples"] = self.save_samples(0)
+            if cfg.train.eval_every:
+                base["base_evaluation"] = self.evaluate(0)
         start = time.perf_counter()
         runner.reset_counters()
         generator = seeded_generator(cfg.train.seed, it, acc.process_index)
@@ -117,7 +132,7 @@ class Trainer:
         rewards = torch.stack([reward(rollout.images, image_prompts) for reward in self.rewards])
         t_reward = time.perf_counter()
 
-        record = {"iteration": it, "prompts": prompts}
+        record = {"iteration": it, "prompts": prompts, **base}
         record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights))
         record.update(self.update(rollout.transitions, cond))
         t_train = time.perf_counter()
@@ -130,10 +145,10 @@ class Trainer:
         record["trained_steps"] = [t.step for t in rollout.transitions]
         record["model_evaluations"] = {"rollout": rollout_evals, "train": runner.evaluations - rollout_evals}
         done = it + 1
-        if self.is_main and it == 0 and self.start_iteration == 0:
-            record["base_samples"] = self.save_samples(0)
         if self.is_main and (done % cfg.train.sample_every == 0 or done == cfg.train.iterations):
             record["samples"] = self.save_samples(done)
+        if self.is_main and cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
+            record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
             acc.wait_for_everyone()
             if self.is_main:

@@ -95,6 +95,11 @@ class Attribution(SQLModel, table=True):
     advantages: list = Field(sa_column=Column(JSON, nullable=False))
     mixed_advantage: list = Field(sa_column=Column(JSON, nullable=False))
     abs_advantage: float | None  # mean |mixed advantage| over members: the step x iteration heatmap
+    # How much of the reward varies with the noise injected at k: std over members of the weighted
+    # reward at the finest granularity (None for a constant or one-member group).
+    reward_std: float | None = None
+    # Mean Pearson correlation between the advantages of different granularities (None with one λ).
+    agreement: float | None = None
 
 
 class Sample(SQLModel, table=True):
@@ -119,9 +124,15 @@ class Checkpoint(SQLModel, table=True):
 
 
 class Evaluation(SQLModel, table=True):
+    """Scores on held-out prompts: written by the trainer every train.eval_every iterations
+    (iteration = the record that wrote it, trained = iterations trained; 0 is the base model), or
+    added later for a checkpoint (iteration None)."""
     __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_run_iteration", "run_id", "iteration"),)
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id", ondelete="CASCADE", index=True)
+    iteration: int | None = None
+    trained: int | None = None
     checkpoint: str | None = None  # relative path; None: the base model
     prompts: str = "eval"
     seeds: int = 0

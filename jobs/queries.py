@@ -15,12 +15,13 @@ from jobs import db
 from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
 
 CURVES = ("iteration", "created_at", "reward", "loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction",
-          "approx_kl", "grad_norm", "seconds", "model_evaluations", "rewards")
+          "approx_kl", "grad_norm", "seconds", "model_evaluations", "rewards", "record")
+HISTORY_VALUES = ("abs_advantage", "reward_std", "agreement")  # per (iteration, k), averaged over prompts
 HISTORY_COLUMNS = 500  # the step x iteration heatmap never needs more columns than a screen has
 
 
 def latest_metrics(run_id: int, since_iteration: int = -1) -> list[dict]:
-    """Scalar metrics of iterations > since_iteration, in order (`rewards`: {name: {mean, std}})."""
+    """Scalar metrics of iterations > since_iteration, in order (`rewards`: {name: {mean, std}}; `record`: the rest of the engine record, e.g. time, kl)."""
     columns = [Metric.__table__.c[c] for c in CURVES]
     with db.get_engine().connect() as c:  # Core, not the ORM: a 10,000-row read is 15% faster
         rows = c.execute(select(*columns).where(Metric.run_id == run_id, Metric.iteration > since_iteration)
@@ -62,8 +63,9 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
 
 
 def attribution_history(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:
-    """Mean |mixed advantage| per (iteration, branch step), averaged over prompts and members: where
-    in the denoising trajectory the learning signal sits, as the run goes.
+    """Per (iteration, branch step), averaged over prompts: mean |mixed advantage| (where in the
+    denoising trajectory the learning signal sits), the reward's std across the group at the finest
+    granularity (how much reward the noise injected at k moves) and the granularities' agreement.
 
     Iterations are binned `every` at a time (default: the run's planned iterations / HISTORY_COLUMNS,
     fixed for a run so polls append to the same bins); `iterations` are the bins' first iterations.
@@ -73,16 +75,17 @@ def attribution_history(run_id: int, since_iteration: int = -1, every: int | Non
             planned = s.scalar(select(Run.iterations).where(Run.id == run_id)) or 1
             every = max(1, math.ceil(planned / HISTORY_COLUMNS))
         start = (Attribution.iteration // every) * every  # the bin's first iteration
-        rows = s.execute(select(start, Attribution.k, func.avg(Attribution.abs_advantage))
+        rows = s.execute(select(start, Attribution.k, *(func.avg(getattr(Attribution, v)) for v in HISTORY_VALUES))
                          .where(Attribution.run_id == run_id, Attribution.iteration > since_iteration)
                          .group_by(start, Attribution.k).order_by(start, Attribution.k)).all()
-    steps = sorted({k for _, k, _ in rows})
-    iterations, values = [], []
+    steps = sorted({row[1] for row in rows})
+    history = {"iterations": [], "every": every, "branch_steps": steps, **{v: [] for v in HISTORY_VALUES}}
     for it, group in groupby(rows, key=lambda r: r[0]):
-        by_k = {k: v for _, k, v in group}
-        iterations.append(it)
-        values.append([by_k.get(k) for k in steps])
-    return {"iterations": iterations, "every": every, "branch_steps": steps, "abs_advantage": values}
+        by_k = {row[1]: row[2:] for row in group}
+        history["iterations"].append(it)
+        for j, value in enumerate(HISTORY_VALUES):
+            history[value].append([by_k[k][j] if k in by_k else None for k in steps])
+    return history
 
 
 def records(run_id: int) -> list[dict]:
@@ -111,4 +114,5 @@ def checkpoints(run_id: int) -> list[dict]:
 
 
 def evaluations(run_id: int) -> list[dict]:
-    return _rows(Evaluation, run_id, (Evaluation.id,))
+    """Held-out evaluations: the trainer's (by iterations trained; 0 is the base model), then any added later."""
+    return _rows(Evaluation, run_id, (Evaluation.trained.is_(None), Evaluation.trained, Evaluation.id))

@@ -10,16 +10,18 @@ from __future__ import annotations
 import math
 import os
 import signal
+import statistics
+from itertools import combinations
 from contextlib import contextmanager
 
 from sqlalchemy import delete, func, insert, select, update
 
 from jobs import db, settings
-from jobs.models import Attribution, Checkpoint, Metric, Run, Sample
+from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
 
 SCALARS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
 ARRAYS = ("rewards", "advantages", "mixed_advantage")  # g2rpo's nested lists, stored in attributions
-PER_ITERATION = (Metric, Attribution, Sample, Checkpoint)
+PER_ITERATION = (Metric, Attribution, Sample, Checkpoint, Evaluation)
 
 
 def finite(value):
@@ -31,6 +33,32 @@ def finite(value):
     if isinstance(value, dict):
         return {k: finite(v) for k, v in value.items()}
     return value
+
+
+def _known(values) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def reward_spread(rewards: list, weights: list[float], finest: int) -> float | None:
+    """Std over members of the weighted reward at granularity index `finest` (rewards [m][λ][member])."""
+    members = zip(*(row[finest] for row in rewards))
+    totals = [sum(w * r for w, r in zip(weights, member)) for member in members if None not in member]
+    return statistics.stdev(totals) if len(totals) >= 2 else None
+
+
+def granularity_agreement(advantages: list) -> float | None:
+    """Mean Pearson correlation between the member advantages of every pair of granularities
+    (advantages [m][λ][member]); None with one granularity or constant advantages."""
+    correlations = []
+    for per_lambda in advantages:
+        for a, b in combinations(per_lambda, 2):
+            pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+            if len(pairs) >= 2:
+                try:
+                    correlations.append(statistics.correlation(*zip(*pairs)))
+                except statistics.StatisticsError:  # a constant vector: no correlation defined
+                    pass
+    return sum(correlations) / len(correlations) if correlations else None
 
 
 def rows_for(run_id: int, record: dict, config: dict) -> dict[type, list[dict]]:
@@ -47,17 +75,28 @@ def rows_for(run_id: int, record: dict, config: dict) -> dict[type, list[dict]]:
     metric = dict(run_id=run_id, iteration=it, reward=finite(total), rewards=rewards, record=rest,
                   seconds=record["time"]["total"], model_evaluations=sum(record["model_evaluations"].values()),
                   **{k: record.get(k) for k in SCALARS})
-    rows = {Metric: [metric], Attribution: [], Sample: [], Checkpoint: []}
+    rows = {table: [] for table in PER_ITERATION}
+    rows[Metric].append(metric)
     if g is not None:
+        reward_weights = [weights.get(name, 1.0) for name in rewards]
+        finest = g["granularities"].index(min(g["granularities"]))
         for p in range(len(record["prompts"])):
             for i, k in enumerate(g["branch_steps"]):
                 mixed = g["mixed_advantage"][p][i]
-                known = [abs(a) for a in mixed if a is not None]
+                known = [abs(a) for a in _known(mixed)]
+                cell_rewards = [m[p][i] for m in g["rewards"]]  # [reward model][λ][member]
+                cell_advantages = [m[p][i] for m in g["advantages"]]
                 rows[Attribution].append(dict(
                     run_id=run_id, iteration=it, prompt=p, k=k, mixed_advantage=mixed,
-                    rewards=[m[p][i] for m in g["rewards"]],  # [reward model][λ][member]
-                    advantages=[m[p][i] for m in g["advantages"]],
-                    abs_advantage=sum(known) / len(known) if known else None))
+                    rewards=cell_rewards, advantages=cell_advantages,
+                    abs_advantage=sum(known) / len(known) if known else None,
+                    reward_std=reward_spread(cell_rewards, reward_weights, finest),
+                    agreement=granularity_agreement(cell_advantages)))
+    for key in ("base_evaluation", "evaluation"):
+        if key in record:
+            e = record[key]
+            rows[Evaluation].append(dict(run_id=run_id, iteration=it, trained=e["trained"], checkpoint=None,
+                                         prompts=e["prompts"], seeds=e["seeds"], scores=e["scores"]))
     prompts = config["sample_prompts"]
     for key, trained in (("base_samples", 0), ("samples", it + 1)):
         for i, path in enumerate(record.get(key, [])):

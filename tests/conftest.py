@@ -16,7 +16,7 @@ def small_config():
         base = ["model.name=tiny-flux", "rewards=[{name: brightness}]", f"prompts={PROMPTS}",
                 "algorithm.group_size=4", "algorithm.branch_steps=[0,1,2,3]", "algorithm.granularities=[1,2]",
                 "sampling.steps=8", "train.iterations=2", "train.prompts_per_iteration=2",
-                "train.checkpoint_every=1000", "train.sample_every=1000"]
+                "train.checkpoint_every=1000", "train.sample_every=1000", "train.eval_every=0"]
         return load_config("configs/g2rpo.yaml", base + list(overrides))
 
     return make

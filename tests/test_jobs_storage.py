@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import torch
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -73,6 +74,15 @@ def test_engine_records_round_trip_exactly(store):
     assert history["iterations"] == [0, 1, 2] and history["branch_steps"] == [0, 1]
     first = jsonl[0]["g2rpo"]["mixed_advantage"][0][0]
     assert history["abs_advantage"][0][0] == pytest.approx(sum(map(abs, first)) / len(first))
+    finest = torch.tensor(jsonl[0]["g2rpo"]["rewards"][0][0][0][0])  # [m][p][k][λ=1][member]
+    assert history["reward_std"][0][0] == pytest.approx(finest.std().item(), rel=1e-5)
+    advantages = torch.tensor(jsonl[0]["g2rpo"]["advantages"][0][0][0])  # [λ][member]
+    assert history["agreement"][0][0] == pytest.approx(torch.corrcoef(advantages)[0, 1].item(), rel=1e-5, abs=1e-6)
+    evaluations = queries.evaluations(run_id)  # SMALL evaluates every iteration, and the base first
+    assert [e["trained"] for e in evaluations] == [0, 1, 2, 3]
+    assert evaluations[0]["scores"] == jsonl[0]["base_evaluation"]["scores"]
+    assert evaluations[-1]["scores"] == jsonl[-1]["evaluation"]["scores"]
+    assert set(evaluations[0]["scores"]) == {"brightness", "saturation"}
     samples = queries.samples(run_id)
     assert sorted({s["trained"] for s in samples}) == [0, 2, 3]
     assert all((settings.run_dir(run_id) / s["path"]).exists() for s in samples)

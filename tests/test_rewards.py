@@ -13,6 +13,26 @@ def test_registry_lists_the_builtin_rewards():
         build_reward("nope")
 
 
+def test_catalog_matches_the_reward_classes():
+    """The torch-free catalog (used to validate configs and label the UI) agrees with the classes."""
+    from engine.rewards.base import BUILTIN_REWARDS
+
+    for name, (_, held_out) in BUILTIN_REWARDS.items():
+        reward = build_reward(name)
+        assert reward.name == name and reward.held_out == held_out
+
+
+def test_validating_a_config_imports_no_torch():
+    """The UI process validates launches without importing torch (it opens fast, never trains)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.config import load_config; "
+            "load_config('configs/g2rpo.yaml', ['rewards=[{name: adherence}, {name: preference}]']); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_jpeg_rewards_prefer_flat_or_detailed_images():
     flat = torch.full((1, 3, 32, 32), 0.5)
     noisy = torch.rand((1, 3, 32, 32), generator=torch.Generator().manual_seed(0))

@@ -5,6 +5,7 @@ import torch
 from engine.checkpoint import LORA_WEIGHTS, latest_checkpoint
 from engine.models import build_model
 from engine.records import read_records
+from engine.rewards import build_reward
 from engine.trainer import Trainer
 
 METRICS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
@@ -40,6 +41,23 @@ def test_records_hold_what_the_ui_draws(small_config, tmp_path):
     assert first["model_evaluations"]["train"] == 2 * 4  # one forward per (prompt, k)
     assert (tmp_path / first["base_samples"][0]).exists() and (tmp_path / second["samples"][0]).exists()
     assert (tmp_path / second["checkpoint"] / LORA_WEIGHTS).exists()
+
+
+def test_held_out_evaluation_scores_the_base_then_the_policy(small_config, tmp_path):
+    """Base samples and scores come from the untrained model; later ones from the trained policy."""
+    prompts = '["a red circle on a black background", "two blue squares on a white background"]'
+    cfg = small_config("train.eval_every=2", "train.iterations=3", "train.sample_every=1000",
+                       f"eval_prompts={prompts}", "eval_rewards=[saturation, brightness]", "train.learning_rate=0.05")
+    trainer = Trainer(cfg, tmp_path)
+    base_images = trainer.sample(cfg.eval_prompts, seed_key=1)
+    first, second, third = [trainer.iteration(it) for it in range(3)]
+    expected = {name: build_reward(name)(base_images, cfg.eval_prompts).mean().item()
+                for name in ("brightness", "saturation")}
+    assert first["base_evaluation"] == {"trained": 0, "prompts": "eval", "seeds": 1, "scores": expected}
+    assert "evaluation" not in first and second["evaluation"]["trained"] == 2 and third["evaluation"]["trained"] == 3
+    assert list(second["evaluation"]["scores"]) == ["brightness", "saturation"]  # training reward first, once
+    assert second["evaluation"]["scores"]["brightness"] != expected["brightness"]  # the policy moved
+    assert "base_evaluation" not in second
 
 
 def test_resume_continues_exactly(small_config, tmp_path):

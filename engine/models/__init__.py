@@ -5,9 +5,10 @@
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from engine.models.base import FlowModel
+if TYPE_CHECKING:  # validation (below) runs in the torch-free UI process; only build_model needs torch
+    from engine.models.base import FlowModel
 
 
 def model_names() -> list[str]:
@@ -15,15 +16,15 @@ def model_names() -> list[str]:
 
 
 def _spec(name: str):
-    from engine.models.builtin import builtin_spec
-    from engine.models.tiny_flux import TinyFluxSpec
-    from engine.world import VOCABULARY
+    from engine.models.spec import TinyFluxSpec, builtin_spec
 
-    return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=16, vocabulary=list(VOCABULARY))
+    return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=16)
 
 
 def build_model(cfg) -> FlowModel:
     """Build the adapter named by a ModelConfig."""
+    import torch
+
     if cfg.name == "builtin":
         from engine.models.builtin import load_builtin
 
@@ -39,7 +40,7 @@ def build_model(cfg) -> FlowModel:
 
 def check_model_prompts(cfg, prompts: list[str]) -> None:
     """Raise ValueError for prompts the model cannot encode, without loading any weights."""
-    from engine.models.tiny_flux import check_prompt
+    from engine.models.spec import check_prompt
 
     spec = _spec(cfg.name)
     for prompt in prompts:

@@ -9,17 +9,10 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from engine.models.tiny_flux import TinyFlux, TinyFluxSpec
+from engine.models.spec import TinyFluxSpec, builtin_spec  # noqa: F401 (re-exported)
+from engine.models.tiny_flux import TinyFlux
 
 WEIGHTS = Path(__file__).parent / "weights" / "builtin"
-
-
-def builtin_spec() -> TinyFluxSpec:
-    """The architecture the weights were trained with (tokens are 4x4 pixel patches)."""
-    from engine.world import VOCABULARY
-
-    return TinyFluxSpec(resolution=32, patch=4, num_layers=2, num_single_layers=2, num_heads=4, head_dim=32,
-                        text_dim=64, max_words=10, vocabulary=list(VOCABULARY))
 
 
 def load_builtin(folder: Path = WEIGHTS) -> TinyFlux:

@@ -6,50 +6,12 @@ encoder is a word-embedding table over a fixed vocabulary: an unknown word is an
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
 import torch
 from diffusers import FluxTransformer2DModel
 from torch import nn
 
 from engine.models.base import Cond, FlowModel
-
-from engine.world import VOCABULARY as DEFAULT_VOCABULARY  # the built-in world's words
-
-
-@dataclass
-class TinyFluxSpec:
-    """Architecture of the small model (kept with its weights so they always load together)."""
-
-    resolution: int = 16
-    patch: int = 2
-    num_layers: int = 1
-    num_single_layers: int = 2
-    num_heads: int = 2
-    head_dim: int = 16
-    text_dim: int = 32
-    max_words: int = 12
-    vocabulary: list[str] = field(default_factory=lambda: list(DEFAULT_VOCABULARY))
-
-
-def tokenize(prompt: str) -> list[str]:
-    return re.findall(r"[a-z]+", prompt.lower())
-
-
-def check_prompt(prompt: str, vocabulary: list[str], max_words: int) -> list[str]:
-    """The prompt's words, or a ValueError that names what is wrong (checked before any job)."""
-    words = tokenize(prompt)
-    if not words:
-        raise ValueError("empty prompt")
-    known = set(vocabulary)
-    unknown = [w for w in words if w not in known]
-    if unknown:
-        raise ValueError(f"unknown word(s) {', '.join(map(repr, unknown))} in prompt {prompt!r}; "
-                         f"the model knows: {' '.join(vocabulary)}")
-    if len(words) > max_words:
-        raise ValueError(f"prompt {prompt[:80]!r} has {len(words)} words; the model takes at most {max_words}")
-    return words
+from engine.models.spec import TinyFluxSpec, check_prompt, tokenize  # noqa: F401 (re-exported)
 
 
 class WordEncoder(nn.Module):

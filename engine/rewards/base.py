@@ -6,9 +6,11 @@ Every reward model (pixel statistics, exact verifiers, learned scorers, HPS, CLI
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+import importlib
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class Reward(ABC):
@@ -47,18 +49,29 @@ def register_reward(name: str):
     return wrap
 
 
+# The rewards that ship with the engine: the module that registers each, and whether it is held out.
+# Listed here so configs are validated, and the UI labels held-out rewards, without importing torch.
+BUILTIN_REWARDS: dict[str, tuple[str, bool]] = {
+    **{name: ("engine.rewards.image_stats", False)
+       for name in ("jpeg_compressibility", "jpeg_incompressibility", "brightness", "saturation")},
+    "preference": ("engine.rewards.learned", False),
+    "adherence": ("engine.rewards.verifiers", False),
+    **{name: ("engine.rewards.verifiers", True) for name in ("background", "colour", "shape", "count")},
+}
+
+
 def reward_names() -> list[str]:
-    _import_builtin_rewards()
-    return sorted(_REGISTRY)
+    return sorted(set(BUILTIN_REWARDS) | set(_REGISTRY))
+
+
+def held_out_rewards() -> list[str]:
+    """Rewards for evaluation only (the paper's out-of-domain columns)."""
+    return sorted(name for name, (_, held_out) in BUILTIN_REWARDS.items() if held_out)
 
 
 def build_reward(name: str) -> Reward:
-    _import_builtin_rewards()
+    if name not in _REGISTRY and name in BUILTIN_REWARDS:
+        importlib.import_module(BUILTIN_REWARDS[name][0])  # runs its @register_reward decorators
     if name not in _REGISTRY:
-        raise KeyError(f"unknown reward {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise KeyError(f"unknown reward {name!r}; known: {', '.join(reward_names())}")
     return _REGISTRY[name]()
-
-
-def _import_builtin_rewards() -> None:
-    # Importing the modules runs their @register_reward decorators.
-    from engine.rewards import image_stats, learned, verifiers  # noqa: F401

@@ -12,10 +12,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only for the tensor helpers: prompts and captions stay torch-free
+    import torch
 
 # RGB in [0, 1]. Object colours are pairwise >= 0.47 apart (and from every background), so a
 # nearest-palette lookup with a distance threshold survives blur and noise.
@@ -232,6 +234,8 @@ def render(spec: SceneSpec, seed: int, size: int = 32) -> np.ndarray:
 
 def render_tensor(spec: SceneSpec, seed: int, size: int = 32) -> torch.Tensor:
     """float32 [3, size, size] in [0, 1]."""
+    import torch
+
     return torch.from_numpy(render(spec, seed, size)).permute(2, 0, 1).float() / 255.0
 
 
@@ -252,6 +256,8 @@ def sample_scenes(n: int, seed: int, split: str = "train") -> list[tuple[SceneSp
 
 def render_batch(scenes: list[tuple[SceneSpec, int]], size: int = 32) -> tuple[torch.Tensor, list[str]]:
     """Render (spec, seed) pairs: float [B, 3, size, size] in [0, 1] and their captions."""
+    import torch
+
     if not scenes:
         return torch.zeros(0, 3, size, size), []
     arr = np.stack([render(spec, seed, size) for spec, seed in scenes])

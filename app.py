@@ -1,9 +1,8 @@
-"""Space entry point: `python app.py` will serve the Gradio UI (built in a later issue).
-
-Until then the product is the engine: train from the CLI, see README.md.
-"""
+"""Hugging Face Space entry point: `python app.py` serves the G²RPO UI on port 7860 and starts an
+embedded training worker (set G2RPO_WORKER=external to run workers yourself). See README.md."""
 import sys
 
+from app.server import main
+
 if __name__ == "__main__":
-    sys.exit("The web UI is not built yet. Train from the CLI: "
-             "python -m engine.train --config configs/g2rpo.yaml --out runs/my-run (see README.md)")
+    sys.exit(main())

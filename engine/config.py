@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,7 +26,22 @@ ALGORITHM_DEFAULTS = {
 
 
 class ConfigError(ValueError):
-    """An invalid configuration; the message lists every problem found."""
+    """An invalid configuration; the message lists every problem found, `problems` one each
+    ("algorithm.granularities: Lambda must not be empty"), so a form can show each at its field."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    def by_field(self) -> dict[str, list[str]]:
+        """Problems keyed by the config path they name ("train.learning_rate", "prompts"; list
+        indices dropped), or "" when a problem names none."""
+        fields: dict[str, list[str]] = {}
+        for problem in self.problems:
+            match = re.match(r"([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.*)", problem, re.S)
+            key, text = (re.sub(r"\[\d+\]", "", match[1]), match[2]) if match else ("", problem)
+            fields.setdefault(key, []).append(text)
+        return fields
 
 
 @dataclass
@@ -290,5 +306,5 @@ def validate(cfg: Config) -> Config:
                 except ValueError as err:
                     errors.append(f"{key}[{i}]: {err}")
     if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors), errors)
     return cfg

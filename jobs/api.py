@@ -24,6 +24,7 @@ from engine.config import ConfigError  # noqa: F401  (light: re-exported for cal
 
 # What the UI polls, re-exported from queries.
 latest_metrics = queries.latest_metrics
+run_summaries = queries.run_summaries
 heatmap = queries.heatmap
 attribution_history = queries.attribution_history
 records = queries.records
@@ -92,6 +93,17 @@ def list_runs(status: str | None = None, limit: int = 200) -> list[dict]:
         query = query.where(Run.status == status)
     with db.session() as s:
         return [run.model_dump(exclude={"config"}) for run in s.scalars(query)]
+
+
+def queue_position(run_id: int) -> dict:
+    """Where a queued run stands: {"ahead": queued runs before it, "running": runs in progress}.
+    Jobs start in submission order, so a run starts once those ahead of it have."""
+    from sqlalchemy import func
+
+    with db.session() as s:
+        ahead = s.scalar(select(func.count()).where(Run.status == "queued", Run.id < run_id))
+        running = s.scalar(select(func.count()).where(Run.status == "running"))
+    return {"ahead": ahead, "running": running}
 
 
 def cancel(run_id: int) -> str:

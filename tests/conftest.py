@@ -20,3 +20,44 @@ def small_config():
         return load_config("configs/g2rpo.yaml", base + list(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """The app as `python app.py` runs it, on a free port: the UI in this process (it imports no
+    torch), a real worker process and the sampler process, on a fresh data folder. Shared by the
+    API and browser tests. Yields {"url", "data", "worker"}."""
+    import os
+    import socket
+
+    from jobs.testing import WorkerProcess
+
+    data = tmp_path_factory.mktemp("app-data")
+    saved = {k: os.environ.get(k) for k in ("G2RPO_DATA_DIR", "G2RPO_QUEUE_URL", "G2RPO_DATABASE_URL")}
+    os.environ["G2RPO_DATA_DIR"] = str(data)
+    for key in ("G2RPO_QUEUE_URL", "G2RPO_DATABASE_URL"):
+        os.environ.pop(key, None)
+    from app import sampler
+    from app.ui import build_demo, launch_options
+    from jobs import db
+
+    db.dispose_all()
+    worker = WorkerProcess({"G2RPO_DATA_DIR": str(data)}, data / "worker.log").start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    try:
+        yield {"url": f"http://127.0.0.1:{port}/", "data": data, "worker": worker}
+    finally:
+        demo.close()
+        worker.stop()
+        sampler.shutdown()
+        db.dispose_all()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,156 @@
+"""Compare: the base model and a tuned LoRA, or two runs, on the same prompt and the same noise.
+
+Images are drawn by the sampler process (app/sampler.py), never in the UI process; each image is
+scored by the run's training and evaluation rewards.
+"""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from app import sampler
+from app.forms import MAX_PROMPT_CHARS
+from app.runs_tab import run_choices
+
+DISPLAY_PIXELS = 256  # small models draw 32x32: enlarged without smoothing, so pixels stay honest
+
+
+def _enlarge(image: np.ndarray) -> np.ndarray:
+    factor = max(1, DISPLAY_PIXELS // max(image.shape[:2]))
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def _run(run_id) -> dict:
+    from jobs import api
+
+    if run_id in (None, ""):
+        raise gr.Error("Choose a run.")
+    try:
+        return api.get_run(int(run_id))
+    except api.JobError as err:
+        raise gr.Error(str(err)) from None
+
+
+def _checkpoint(run: dict, checkpoint: str | None) -> str:
+    if not run["checkpoints"]:
+        raise gr.Error(f"Run #{run['id']} has no checkpoint yet: compare once it has saved one.")
+    chosen = checkpoint if checkpoint in run["checkpoints"] else run["checkpoints"][-1]
+    return f"{run['folder']}/{chosen}"
+
+
+def _prompts(text: str, model: str) -> list[str]:
+    from engine.config import ModelConfig
+    from engine.models import check_model_prompts
+
+    prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if not prompts:
+        raise gr.Error("Enter a prompt.")
+    if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
+        raise gr.Error(f"A prompt is longer than {MAX_PROMPT_CHARS:,} characters.")
+    try:
+        check_model_prompts(ModelConfig(model), prompts)
+    except ValueError as err:
+        raise gr.Error(str(err)) from None
+    return prompts
+
+
+def _rewards(run: dict) -> list[str]:
+    config = run["config"]
+    return list(dict.fromkeys([r["name"] for r in config["rewards"]] + list(config.get("eval_rewards", []))))
+
+
+def _generate(run: dict, adapters: list, prompts: list[str], seeds: list[int]) -> list[dict]:
+    sampling = run["config"]["sampling"]
+    return sampler.generate(model=run["config"]["model"], adapters=adapters, prompts=prompts, seeds=seeds,
+                            rewards=_rewards(run), steps=sampling["steps"], shift=sampling["shift"])
+
+
+def _seeds(seed, count: int = 1) -> list[int]:
+    if seed is None or int(seed) < 0:
+        raise gr.Error("The seed must be a whole number >= 0.")
+    return list(range(int(seed), int(seed) + int(count)))
+
+
+def compare(run_id, checkpoint, prompt: str, seed):
+    """Base and tuned for one prompt and seed: slider, both images, every reward's score."""
+    run = _run(run_id)
+    folder = _checkpoint(run, checkpoint)
+    base, tuned = _generate(run, [None, folder], _prompts(prompt, run["model"])[:1], _seeds(seed))
+    scores = [[name, round(base["scores"][name], 4), round(tuned["scores"][name], 4)] for name in base["scores"]]
+    b, t = _enlarge(base["image"]), _enlarge(tuned["image"])
+    return (b, t), b, t, scores
+
+
+def seed_grid(run_id, checkpoint, prompt: str, seed, count):
+    """The same comparison over several seeds: one gallery row for base, one for tuned."""
+    run = _run(run_id)
+    rows = _generate(run, [None, _checkpoint(run, checkpoint)], _prompts(prompt, run["model"])[:1],
+                     _seeds(seed, count))
+    half = len(rows) // 2
+    caption = lambda r: f"seed {r['seed']} · " + ", ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())  # noqa: E731
+    return ([(_enlarge(r["image"]), caption(r)) for r in rows[:half]],
+            [(_enlarge(r["image"]), caption(r)) for r in rows[half:]])
+
+
+def two_runs(run_a, run_b, prompts: str, seed, count):
+    """Two runs' latest checkpoints on the same prompts and seeds, with mean scores."""
+    a, b = _run(run_a), _run(run_b)
+    if a["model"] != b["model"]:
+        raise gr.Error(f"Run #{a['id']} tuned {a['model']} and run #{b['id']} {b['model']}: pick runs of one model.")
+    prompts, seeds = _prompts(prompts, a["model"]), _seeds(seed, count)
+    rows = _generate(a, [_checkpoint(a, None), _checkpoint(b, None)], prompts, seeds)
+    half = len(rows) // 2
+    names = list(rows[0]["scores"])
+    mean = lambda rs, n: round(float(np.mean([r["scores"][n] for r in rs])), 4)  # noqa: E731
+    table = [[n, mean(rows[:half], n), mean(rows[half:], n)] for n in names]
+    label = lambda r: f"{r['prompt']} · seed {r['seed']}"  # noqa: E731
+    return ([(_enlarge(r["image"]), label(r)) for r in rows[:half]],
+            [(_enlarge(r["image"]), label(r)) for r in rows[half:]], table)
+
+
+def checkpoint_choices(run_id):
+    if run_id in (None, ""):
+        return gr.update(choices=[], value=None)
+    checkpoints = _run(run_id)["checkpoints"]
+    return gr.update(choices=checkpoints, value=checkpoints[-1] if checkpoints else None)
+
+
+def build() -> dict:
+    with gr.Row():
+        run = gr.Dropdown(run_choices(), label="Run", elem_id="compare-run", scale=2, allow_custom_value=True)
+        checkpoint = gr.Dropdown([], label="Checkpoint (default: latest)", scale=2, allow_custom_value=True)
+        refresh = gr.Button("↻ runs", scale=0, min_width=80)
+    with gr.Row():
+        prompt = gr.Textbox("two red circles on a black background", label="Prompt", elem_id="compare-prompt", scale=3)
+        seed = gr.Number(0, precision=0, label="Seed", scale=1)
+    button = gr.Button("Compare base and tuned", variant="primary", elem_id="compare-button")
+    slider = gr.ImageSlider(label="base ⟷ tuned", elem_id="compare-slider", max_height=300)
+    with gr.Row():
+        base = gr.Image(label="base", elem_id="compare-base", height=280)
+        tuned = gr.Image(label="tuned", elem_id="compare-tuned", height=280)
+    scores = gr.Dataframe(headers=["reward", "base", "tuned"], label="Scores", elem_id="compare-scores")
+    with gr.Accordion("Seed grid", open=False):
+        count = gr.Slider(2, 16, value=6, step=1, label="seeds (from the seed above)")
+        grid_button = gr.Button("Draw the grid")
+        grid_base = gr.Gallery(label="base", columns=8, height="auto")
+        grid_tuned = gr.Gallery(label="tuned", columns=8, height="auto")
+    with gr.Accordion("Two runs side by side", open=False):
+        with gr.Row():
+            run_b = gr.Dropdown(run_choices(), label="Second run", scale=2, allow_custom_value=True)
+            prompts = gr.Textbox("two red circles on a black background\na red triangle on a gray background",
+                                 label="Prompts (one per line)", lines=3, scale=3)
+        runs_button = gr.Button("Compare the two runs' latest checkpoints")
+        with gr.Row():
+            gallery_a = gr.Gallery(label="first run", columns=4, height="auto")
+            gallery_b = gr.Gallery(label="second run", columns=4, height="auto")
+        runs_table = gr.Dataframe(headers=["reward", "first run", "second run"], label="Mean scores")
+
+    run.change(checkpoint_choices, run, checkpoint, api_visibility="private")
+    button.click(compare, [run, checkpoint, prompt, seed], [slider, base, tuned, scores], api_name="compare",
+                 concurrency_id="sampler")
+    grid_button.click(seed_grid, [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned],
+                      api_name="seed_grid", concurrency_id="sampler")
+    runs_button.click(two_runs, [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
+                      api_name="compare_runs", concurrency_id="sampler")
+    refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
+    return {"run": run}

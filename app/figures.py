@@ -1,0 +1,275 @@
+"""Plotly figures for the UI: pure functions from the jobs API's data to `go.Figure`s for `gr.Plot`.
+
+Nothing here touches the database or torch; every function takes what `jobs.queries` returns
+(metrics rows, evaluations, attribution history, one iteration's heatmap) and returns a figure.
+All figures share one layout (`_layout`) whose `uirevision` keeps the user's zoom across live
+updates, and every function returns a figure with a centred note (`_empty`) when there is no data.
+Stored NaN/inf arrive as None; plotly draws None as a gap, so they are passed through as they are.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from itertools import accumulate
+
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+PALETTE = qualitative.Plotly
+UIREVISION = "g2rpo"  # constant: plotly keeps zoom/pan/legend state while this does not change
+
+X_TITLES = {"iteration": "iteration",
+            "model_evaluations": "model evaluations (cumulative)",
+            "seconds": "wall time (s, cumulative)"}
+STEP_VALUES = {"abs_advantage": "mean |advantage|",
+               "reward_std": "reward std in group"}
+PHASES = ("rollout", "reward", "train")
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+
+def colour(i: int) -> str:
+    """The i-th colour of the palette: reward models and runs keep their colour across figures."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def _translucent(hex_colour: str, alpha: float = 0.2) -> str:
+    """'#636efa' -> 'rgba(99,110,250,0.2)', for shaded bands in a trace's own colour."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _layout(fig: go.Figure, title: str | None = None, **layout) -> go.Figure:
+    """The look every figure shares: white template, compact margins, legend on top, stable zoom."""
+    shared = dict(template="plotly_white", title=title, uirevision=UIREVISION,
+                  margin=dict(l=50, r=20, t=70 if title else 40, b=40),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_layout(**(shared | layout))  # a figure may override a shared setting
+    return fig
+
+
+def _empty(message: str = "no data yet", title: str | None = None) -> go.Figure:
+    """A blank figure with `message` in the middle (before the first iteration, nothing to compare...)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper",
+                       showarrow=False, font=dict(size=16, color="gray"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title)
+
+
+def _line(x: Sequence, y: Sequence, name: str, colour_: str, **kwargs) -> go.Scatter:
+    """A line trace; a single point also gets a marker (a lone point has no line to draw)."""
+    mode = "lines+markers" if len(x) == 1 else "lines"
+    return go.Scatter(x=list(x), y=list(y), name=name, mode=mode, line=dict(color=colour_), **kwargs)
+
+
+def _x_positions(metrics: list[dict], x: str):
+    """Training x values (one per metrics row) and a function placing an evaluation done after
+    `iteration` iterations: for the cumulative axes, the total of the iterations before it (0 = base)."""
+    if x not in X_TITLES:
+        raise ValueError(f"x must be one of {sorted(X_TITLES)}, not {x!r}")
+    if x == "iteration":
+        return [m["iteration"] for m in metrics], lambda iteration: iteration
+    totals = list(accumulate(m.get(x) or 0 for m in metrics))
+    return totals, lambda iteration: sum(m.get(x) or 0 for m in metrics if m["iteration"] < iteration)
+
+
+def _eval_trace(evaluations: Sequence[dict], name: str, at, label: str, colour_: str) -> go.Scatter | None:
+    """The held-out evaluation scores of reward `name` as dashed markers+lines (None if never scored)."""
+    points = [(at(e["iteration"]), e["scores"][name]) for e in evaluations if name in e.get("scores", {})]
+    if not points:
+        return None
+    xs, ys = zip(*points)
+    return go.Scatter(x=xs, y=ys, name=label, mode="lines+markers",
+                      line=dict(color=colour_, dash="dash"), marker=dict(size=8))
+
+
+def _reward_names(metrics: list[dict]) -> list[str]:
+    """The training reward models, in the order they first appear."""
+    return list(dict.fromkeys(name for m in metrics for name in (m.get("rewards") or {})))
+
+
+def _mean(values) -> float | None:
+    """Mean of the non-None values, None if there are none."""
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def _short(heat: dict, prompt: int, limit: int = 60) -> str:
+    """The prompt's text, cut to fit a title."""
+    prompts = heat.get("prompts") or []
+    text = str(prompts[prompt]) if prompt < len(prompts) else ""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --- training progress ----------------------------------------------------------------------------
+
+def reward_curves(metrics: list[dict], evaluations: Sequence[dict] = (), held_out=frozenset(),
+                  x: str = "iteration") -> go.Figure:
+    """Each training reward model's group mean (with a ±std band) per iteration, and the held-out
+    evaluation scores as dashed markers: is the model learning, and does it generalise?
+    `x` puts progress on iterations, cumulative model evaluations (compute) or cumulative seconds."""
+    xs, at = _x_positions(metrics, x)
+    if not metrics and not evaluations:
+        return _empty()
+    fig = go.Figure()
+    names = _reward_names(metrics)
+    for i, name in enumerate(names):
+        stats = [(m.get("rewards") or {}).get(name) or {} for m in metrics]
+        means = [s.get("mean") for s in stats]
+        band = [(xv, s["mean"], s["std"]) for xv, s in zip(xs, stats)
+                if s.get("mean") is not None and s.get("std") is not None]
+        if band:  # one closed polygon: upper edge left to right, lower edge back
+            bx, bm, bs = zip(*band)
+            fig.add_trace(go.Scatter(x=bx + bx[::-1], y=[m + s for m, s in zip(bm, bs)] +
+                                     [m - s for m, s in zip(bm, bs)][::-1],
+                                     fill="toself", fillcolor=_translucent(colour(i)), line=dict(width=0),
+                                     name=f"{name} ±std", legendgroup=name, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(_line(xs, means, name, colour(i), legendgroup=name))
+    scored = dict.fromkeys(n for e in evaluations for n in e.get("scores", {}))
+    for name in scored:
+        index = names.index(name) if name in names else len(names) + list(scored).index(name)
+        label = f"{name} (held out)" if name in held_out else f"{name} (eval)"
+        fig.add_trace(_eval_trace(evaluations, name, at, label, colour(index)))
+    fig.update_xaxes(title_text=X_TITLES[x])
+    fig.update_yaxes(title_text="reward")
+    return _layout(fig, "reward")
+
+
+def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = None) -> go.Figure:
+    """One reward across several runs (G²RPO against its baselines): each run's training mean as a
+    line and its held-out evaluation of that reward as dashed markers, one colour per run.
+    `reward` names a reward model (default: the first run's first) or "total" for the weighted sum."""
+    _x_positions([], x)  # reject an invalid x even when there is nothing to draw
+    if reward is None:
+        first = next((r["metrics"][0] for r in runs if r.get("metrics")), None)
+        reward = next(iter(first.get("rewards") or {}), "total") if first else "total"
+    fig = go.Figure()
+    for i, run in enumerate(runs):
+        metrics = run.get("metrics") or []
+        xs, at = _x_positions(metrics, x)
+        if metrics:
+            ys = [m.get("reward") if reward == "total" else ((m.get("rewards") or {}).get(reward) or {}).get("mean")
+                  for m in metrics]
+            fig.add_trace(_line(xs, ys, run["label"], colour(i), legendgroup=run["label"]))
+        trace = _eval_trace(run.get("evaluations") or (), reward, at, f"{run['label']} (eval)", colour(i))
+        if trace is not None:
+            trace.legendgroup = run["label"]
+            fig.add_trace(trace)
+    if not fig.data:
+        return _empty()
+    fig.update_xaxes(title_text=X_TITLES[x])
+    fig.update_yaxes(title_text=reward)
+    return _layout(fig, f"{reward}: runs compared")
+
+
+def diagnostics(metrics: list[dict]) -> go.Figure:
+    """Small multiples of the optimisation's health per iteration: loss, importance ratio (mean with
+    min/max band), clip fraction, KL, gradient norm, and where the wall time went (stacked phases)."""
+    if not metrics:
+        return _empty()
+    records = [m.get("record") or {} for m in metrics]
+    has_kl = any(r.get("kl") is not None for r in records)
+    kl_title = "KL to reference" if has_kl else "approx KL (old→new)"
+    kl = [r.get("kl") for r in records] if has_kl else [m.get("approx_kl") for m in metrics]
+    fig = make_subplots(rows=2, cols=3, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("loss", "importance ratio", "clip fraction",
+                                        kl_title, "grad norm", "time per iteration (s)"))
+    xs = [m["iteration"] for m in metrics]
+    single = {"loss": (1, 1), "clip_fraction": (1, 3), "grad_norm": (2, 2)}
+    for key, (row, col) in single.items():
+        fig.add_trace(_line(xs, [m.get(key) for m in metrics], key, colour(0), showlegend=False), row=row, col=col)
+    fig.add_trace(_line(xs, kl, kl_title, colour(0), showlegend=False), row=2, col=1)
+    # ratio: min then max filled to it ("tonexty"), then the mean on top
+    fig.add_trace(_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1),
+                        line_width=0, showlegend=False, hoverinfo="skip"), row=1, col=2)
+    fig.add_trace(_line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
+                        fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"), row=1, col=2)
+    fig.add_trace(_line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1)), row=1, col=2)
+    for i, phase in enumerate(PHASES):
+        fig.add_trace(go.Bar(x=xs, y=[(r.get("time") or {}).get(phase) for r in records], name=phase,
+                             marker_color=colour(i + 2)), row=2, col=3)
+    fig.update_xaxes(title_text="iteration", row=2)
+    return _layout(fig, barmode="stack", margin=dict(l=50, r=20, t=80, b=40),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
+
+
+# --- G²RPO's attribution: where in the trajectory the signal sits ---------------------------------
+
+def step_heatmap(history: dict, value: str = "abs_advantage") -> go.Figure:
+    """Over training (x: iteration bins) and the denoising trajectory (y: branch step k), either the
+    mean |advantage| (where the learning signal sits) or the group's reward std (how much the noise
+    injected at k moves the reward)."""
+    if value not in STEP_VALUES:
+        raise ValueError(f"value must be one of {sorted(STEP_VALUES)}, not {value!r}")
+    if not history or not history.get("iterations"):
+        return _empty()
+    steps = history["branch_steps"]
+    z = [[row[j] for row in history[value]] for j in range(len(steps))]  # [bin][k] -> [k][bin]
+    every = history.get("every", 1)
+    fig = go.Figure(go.Heatmap(x=history["iterations"], y=steps, z=z, colorscale="Viridis",
+                               colorbar=dict(title=dict(text=STEP_VALUES[value])),
+                               hovertemplate="iteration %{x}<br>k = %{y}<br>%{z:.3g}<extra></extra>"))
+    fig.update_xaxes(title_text="iteration" if every <= 1 else f"iteration (bins of {every})")
+    fig.update_yaxes(title_text="branch step k (0 = pure noise)")
+    return _layout(fig, STEP_VALUES[value])
+
+
+def member_heatmap(heat: dict | None, prompt: int = 0) -> go.Figure:
+    """One iteration and prompt: each group member's mixed advantage at each branch step k, red/blue
+    around zero: which members were pushed up or down, and from which step."""
+    if not heat or not heat.get("mixed_advantage"):
+        return _empty()
+    by_k = heat["mixed_advantage"][prompt]  # [k][member]
+    members = list(range(len(by_k[0]) if by_k else 0))
+    z = [[row[member] for row in by_k] for member in members]  # -> [member][k]
+    fig = go.Figure(go.Heatmap(x=heat["branch_steps"], y=members, z=z, colorscale="RdBu", zmid=0,
+                               colorbar=dict(title=dict(text="mixed advantage")),
+                               hovertemplate="k = %{x}<br>member %{y}<br>%{z:.3g}<extra></extra>"))
+    fig.update_xaxes(title_text="branch step k (0 = pure noise)")
+    fig.update_yaxes(title_text="group member", dtick=1)
+    return _layout(fig, f"iteration {heat['iteration']} · prompt {prompt}: {_short(heat, prompt)}")
+
+
+def granularity_bars(heat: dict | None, prompt: int = 0, k_index: int = 0, weights=None) -> go.Figure:
+    """The paper's figure, for one (iteration, prompt, branch step): each member's advantage at every
+    granularity λ (combined over reward models as Σ_m weights[m]·advantage_m), next to the mixed
+    advantage they are averaged into. `weights`: a sequence in reward-model order or {name: weight}."""
+    if not heat or not heat.get("advantages"):
+        return _empty()
+    names = heat["reward_names"]
+    if weights is None:
+        weights = [1.0] * len(names)
+    elif isinstance(weights, Mapping):
+        weights = [weights.get(name, 1.0) for name in names]
+    per_model = [heat["advantages"][m][prompt][k_index] for m in range(len(names))]  # [m][λ][member]
+    fig = go.Figure()
+    for j, granularity in enumerate(heat["granularities"]):
+        combined = [None if any(v is None for v in values) else sum(w * v for w, v in zip(weights, values))
+                    for values in zip(*(adv[j] for adv in per_model))]  # one tuple of m values per member
+        fig.add_trace(go.Bar(x=list(range(len(combined))), y=combined, name=f"λ={granularity}",
+                             marker_color=colour(j)))
+    mixed = heat["mixed_advantage"][prompt][k_index]
+    fig.add_trace(go.Scatter(x=list(range(len(mixed))), y=mixed, name="mixed", mode="markers",
+                             marker=dict(symbol="diamond", size=11, color="black")))
+    fig.update_xaxes(title_text="group member", dtick=1)
+    fig.update_yaxes(title_text="advantage")
+    k = heat["branch_steps"][k_index]
+    return _layout(fig, f"iteration {heat['iteration']} · prompt {prompt} · k = {k}: {_short(heat, prompt)}",
+                   barmode="group")
+
+
+def granularity_agreement(history: dict) -> go.Figure:
+    """Per iteration bin, the mean pairwise correlation between the advantages of different
+    granularities λ (averaged over branch steps): near 1 the granularities say the same thing."""
+    if not history or not history.get("iterations"):
+        return _empty()
+    means = [_mean(row) for row in history.get("agreement") or []]
+    if all(v is None for v in means):
+        return _empty("one granularity: nothing to compare")
+    fig = go.Figure(_line(history["iterations"], means, "agreement", colour(0)))
+    fig.update_xaxes(title_text="iteration")
+    fig.update_yaxes(title_text="mean correlation across λ", range=[-1.05, 1.05])
+    return _layout(fig, "granularity agreement")
+

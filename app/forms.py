@@ -1,0 +1,174 @@
+"""The launch form: presets, the fields a researcher tunes, and their mapping to a config.
+
+A preset is a config file; the form shows its values and the user edits them. Submitting turns the
+form back into a config dict (the preset's, with the form's values written over it) and validates it
+with the CLI's rules (`engine.config.load_config`), so the UI accepts exactly what the CLI accepts.
+Each problem is shown at the field it names. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from engine.config import ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PRESETS = {  # label -> config file
+    "G²RPO · built-in model": "g2rpo.yaml",
+    "DanceGRPO · built-in model": "dancegrpo.yaml",
+    "Flow-GRPO · built-in model": "flowgrpo.yaml",
+    "MixGRPO · built-in model": "mixgrpo.yaml",
+}
+MAX_PROMPT_CHARS = 2000  # longer than any text encoder reads (CLIP 77 tokens, T5 512)
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str  # the form's name for it
+    path: str  # where it lives in the config
+    label: str
+    kind: str  # int | float | ints | rewards | lines | choice | text
+    info: str = ""
+    advanced: bool = False
+
+
+FIELDS = (
+    Field("algorithm", "algorithm.name", "Algorithm", "choice"),
+    Field("model", "model.name", "Model", "choice", "built-in: the 32x32 shapes model that ships with the code"),
+    Field("rewards", "rewards", "Rewards (name=weight, ...)", "rewards",
+          "training rewards with their weights; each gets its own group advantage"),
+    Field("branch_steps", "algorithm.branch_steps", "K: branch steps", "ints", "G²RPO: the steps k where the SDE branches"),
+    Field("granularities", "algorithm.granularities", "Λ: granularities", "ints", "G²RPO: denoising strides λ"),
+    Field("group_size", "algorithm.group_size", "G: group size", "int"),
+    Field("eta", "algorithm.eta", "η: SDE noise", "float"),
+    Field("learning_rate", "train.learning_rate", "Learning rate", "float"),
+    Field("lora_rank", "lora.rank", "LoRA rank", "int"),
+    Field("iterations", "train.iterations", "Iterations", "int"),
+    Field("seed", "train.seed", "Seed", "int"),
+    Field("prompts", "prompts", "Training prompts (one per line)", "lines",
+          "empty: the built-in world's 351 training prompts"),
+    Field("steps", "sampling.steps", "Denoising steps", "int", advanced=True),
+    Field("clip_range", "algorithm.clip_range", "Clip range", "float", advanced=True),
+    Field("kl_beta", "algorithm.kl_beta", "KL weight β", "float", advanced=True),
+    Field("prompts_per_iteration", "train.prompts_per_iteration", "Prompts per iteration", "int", advanced=True),
+    Field("eval_every", "train.eval_every", "Held-out evaluation every (0: never)", "int", advanced=True),
+    Field("sample_every", "train.sample_every", "Samples every", "int", advanced=True),
+    Field("checkpoint_every", "train.checkpoint_every", "Checkpoint every", "int", advanced=True),
+    Field("sample_prompts", "sample_prompts", "Sample prompts (one per line)", "lines", advanced=True),
+)
+KEYS = [f.key for f in FIELDS]
+
+
+def preset_config(label: str) -> dict:
+    if label not in PRESETS:
+        raise ConfigError(f"unknown preset {label!r}; known: {', '.join(PRESETS)}")
+    return yaml.safe_load((CONFIGS / PRESETS[label]).read_text()) or {}
+
+
+def _get(config: dict, path: str):
+    node = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set(config: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def preset_values(label: str) -> dict:
+    """The form's values for a preset: its file's settings, the defaults where it says nothing."""
+    resolved = load_config(preset_config(label)).to_dict()
+    values = {}
+    for f in FIELDS:
+        value = _get(resolved, f.path)
+        if f.kind == "ints":
+            value = ", ".join(map(str, value))
+        elif f.kind == "rewards":
+            value = ", ".join(f"{r['name']}={r['weight']:g}" for r in value)
+        elif f.kind == "lines":  # unset training prompts stay an empty box: the model's default set
+            value = "\n".join(value or [])
+        values[f.key] = value
+    return values
+
+
+def _parse(f: Field, raw):
+    """A form value as the config wants it, or ValueError with a message for the field."""
+    if f.kind in ("int", "float"):
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raise ValueError("a number is needed")
+        number = float(raw)
+        if f.kind == "int":
+            if number != int(number):
+                raise ValueError(f"a whole number is needed, got {raw}")
+            return int(number)
+        return number
+    if f.kind == "ints":
+        items = [s for s in re.split(r"[,\s]+", str(raw or "").strip()) if s]
+        try:
+            return [int(s) for s in items]
+        except ValueError:
+            raise ValueError(f"whole numbers separated by commas, got {raw!r}") from None
+    if f.kind == "rewards":
+        rewards = []
+        for item in (s.strip() for s in str(raw or "").split(",")):
+            if not item:
+                continue
+            name, _, weight = item.partition("=")
+            try:
+                rewards.append({"name": name.strip(), "weight": float(weight) if weight.strip() else 1.0})
+            except ValueError:
+                raise ValueError(f"name=weight, got {item!r}") from None
+        return rewards
+    if f.kind == "lines":
+        lines = [line.strip() for line in str(raw or "").splitlines() if line.strip()]
+        too_long = [line for line in lines if len(line) > MAX_PROMPT_CHARS]
+        if too_long:
+            raise ValueError(f"a prompt of {len(too_long[0]):,} characters; at most {MAX_PROMPT_CHARS:,}")
+        return lines or None
+    return raw
+
+
+def form_to_config(preset: str, values: dict) -> tuple[dict, dict[str, str]]:
+    """(config dict, {field key: message}) from the form. The config is only valid if no messages."""
+    config = copy.deepcopy(preset_config(preset))
+    errors = {}
+    for f in FIELDS:
+        try:
+            value = _parse(f, values.get(f.key))
+        except ValueError as err:
+            errors[f.key] = str(err)
+            continue
+        if f.kind == "lines" and value is None:
+            if f.path == "sample_prompts":
+                errors[f.key] = "at least one prompt is needed"
+            else:  # no training prompts: the model's default set
+                config.pop(f.path, None)
+            continue
+        _set(config, f.path, value)
+    return config, errors
+
+
+def check(preset: str, values: dict) -> tuple[dict | None, dict[str, str]]:
+    """Validate the form with the CLI's rules: (resolved config, {}) or (None, {field key or "": message})."""
+    config, errors = form_to_config(preset, values)
+    if not errors:
+        try:
+            return load_config(config).to_dict(), {}
+        except ConfigError as err:
+            errors = {}
+            by_path = {f.path: f.key for f in FIELDS}
+            for path, messages in err.by_field().items():
+                key = by_path.get(path) or by_path.get(path.split(".")[0]) or ""
+                errors[key] = "; ".join(filter(None, [errors.get(key), *messages]))
+    return None, errors

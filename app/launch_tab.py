@@ -1,0 +1,89 @@
+"""Launch: pick a preset, tune what matters, queue the run.
+
+Every field is checked by the CLI's rules before anything is stored; a problem shows under its
+field and nothing is queued.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from app import auth, forms
+from engine.config import ALGORITHMS
+from engine.models import model_names
+
+
+def _component(f: forms.Field, value):
+    if f.kind == "choice":
+        choices = list(ALGORITHMS) if f.key == "algorithm" else model_names()
+        return gr.Dropdown(choices, value=value, label=f.label, info=f.info or None)
+    if f.kind in ("int", "float"):
+        return gr.Number(value=value, label=f.label, info=f.info or None, precision=0 if f.kind == "int" else None)
+    if f.kind == "lines":
+        return gr.Textbox(value=value, label=f.label, info=f.info or None, lines=3, max_lines=12)
+    return gr.Textbox(value=value, label=f.label, info=f.info or None)
+
+
+def queue_message(run_id: int) -> str:
+    from jobs import api
+
+    where = api.queue_position(run_id)
+    if where["ahead"] == 0 and where["running"] == 0:
+        place = "it starts as soon as the worker picks it up"
+    else:
+        place = (f"position {where['ahead'] + 1} in the queue: {where['ahead']} queued before it, "
+                 f"{where['running']} running")
+    return f"✅ Queued run **#{run_id}**: {place}. Watch it in **Monitor**."
+
+
+def submit(authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
+    """Validate and queue; returns (message, run id)."""
+    from jobs import api
+
+    auth.guard(authorized)
+    config, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    if errors:
+        raise gr.Error("Not queued: " + "; ".join(f"{k or 'config'}: {m}" for k, m in errors.items()))
+    try:
+        run_id = api.submit(config, name=(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
+    except api.QueueError as err:
+        raise gr.Error(str(err)) from None
+    return queue_message(run_id), run_id
+
+
+def validate_form(authorized: bool, preset: str, name: str, *values):
+    """Gradio's validator: one gr.validate per input, so each message shows at its field."""
+    _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    general = errors.pop("", None)
+    return [gr.validate(True, ""), gr.validate(general is None, general or ""), gr.validate(True, "")] + [
+        gr.validate(key not in errors, errors.get(key, "")) for key in forms.KEYS]
+
+
+def build(authorized: gr.State) -> dict:
+    first = next(iter(forms.PRESETS))
+    values = forms.preset_values(first)
+    with gr.Row():
+        preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2,
+                             info="a config from configs/; edit any field below")
+        name = gr.Textbox(label="Run name", placeholder="optional", scale=2)
+    fields = {}
+    basic = [f for f in forms.FIELDS if not f.advanced]
+    for row in range(0, len(basic), 4):
+        with gr.Row():
+            for f in basic[row:row + 4]:
+                fields[f.key] = _component(f, values[f.key])
+    with gr.Accordion("More settings", open=False):
+        advanced = [f for f in forms.FIELDS if f.advanced]
+        for row in range(0, len(advanced), 4):
+            with gr.Row():
+                for f in advanced[row:row + 4]:
+                    fields[f.key] = _component(f, values[f.key])
+    button = gr.Button("Launch run", variant="primary", elem_id="launch-button")
+    message = gr.Markdown(elem_id="launch-message")
+    run_id = gr.Number(visible=False, precision=0)
+    inputs = [authorized, preset, name] + [fields[k] for k in forms.KEYS]
+
+    preset.change(lambda label: [forms.preset_values(label)[k] for k in forms.KEYS], preset,
+                  [fields[k] for k in forms.KEYS], api_visibility="private")
+    button.click(submit, inputs, [message, run_id], validator=validate_form, api_name="submit",
+                 concurrency_limit=1)
+    return {"run_id": run_id, "message": message}

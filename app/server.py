@@ -1,0 +1,63 @@
+"""Start everything with one command: the UI, and the worker it needs unless one runs elsewhere.
+
+    python app.py                        # UI on :7860 plus an embedded worker (one job at a time)
+    G2RPO_WORKER=external python app.py  # UI only: workers run `python -m jobs.worker` themselves
+
+The worker is its own process (Huey's consumer needs the main thread, and training must never
+share the UI's process); it dies with the app, and runs it was training are marked interrupted,
+resumable from their last checkpoint.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+log = logging.getLogger("app")
+
+
+def _die_with_parent() -> None:  # runs in the worker before exec: SIGTERM it if the app dies, even by SIGKILL
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_worker() -> subprocess.Popen | None:
+    if os.environ.get("G2RPO_WORKER", "embedded") == "external":
+        log.info("G2RPO_WORKER=external: not starting a worker; run `python -m jobs.worker`")
+        return None
+    worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], preexec_fn=_die_with_parent)
+
+    def stop():
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGINT)  # graceful: the running job is stopped and marked interrupted
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+    atexit.register(stop)
+    return worker
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python app.py", description="The G²RPO web UI (and its worker).")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    from app.ui import build_demo, launch_options
+    from jobs import db
+
+    db.get_engine()  # migrate once here, before the worker and the UI race to
+    start_worker()
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+    return 0

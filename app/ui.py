@@ -1,0 +1,56 @@
+"""The G²RPO web UI: Launch, Runs, Monitor, Compare.
+
+The UI process only reads and writes the jobs database and queue (jobs.api) and draws figures;
+training runs in the worker, images for Compare in a sampler process. It never imports torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from app import auth, compare_tab, launch_tab, monitor_tab, runs_tab
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+INTRO = """# G²RPO
+Online RL for text-to-image flow models with **granular** credit: G²RPO branches the sampler at
+single denoising steps and scores each at several granularities, so you can see *where* in the
+trajectory the reward comes from. Launch a run, watch it learn, compare base and tuned."""
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="G²RPO") as demo:
+        authorized = gr.State(not auth.required())
+        gr.Markdown(INTRO)
+        auth.login_row(authorized)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Launch", id="launch"):
+                launch = launch_tab.build(authorized)
+            with gr.Tab("Runs", id="runs"):
+                runs = runs_tab.build(authorized)
+            with gr.Tab("Monitor", id="monitor"):
+                monitor = monitor_tab.build()
+            with gr.Tab("Compare", id="compare"):
+                compare = compare_tab.build()
+
+        def show_run(run_id):  # a launched or selected run: open it in Monitor, preselect it in Compare
+            if run_id in (None, ""):
+                return gr.skip(), gr.skip(), gr.skip()
+            choices = runs_tab.run_choices()
+            return (gr.update(choices=choices, value=int(run_id)), gr.update(choices=choices, value=int(run_id)),
+                    gr.Tabs(selected="monitor"))
+
+        launch["run_id"].change(show_run, launch["run_id"], [monitor["run"], compare["run"], tabs],
+                                api_visibility="private")
+        runs["grid"].select(lambda: gr.skip(), None, None, api_visibility="private")
+        runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],
+                                api_visibility="private")
+    return demo
+
+
+def launch_options() -> dict:
+    """What demo.launch() needs beyond host and port (Gradio 6 takes theme and CSS here)."""
+    from jobs import settings
+
+    return {"theme": gr.themes.Soft(), "css_paths": [STATIC / "style.css"],
+            "allowed_paths": [str(settings.data_dir())]}  # sample images live in the run folders

@@ -1,0 +1,92 @@
+"""The app's HTTP API through gradio_client, against the launched app and a real worker."""
+import time
+
+import pytest
+from gradio_client import Client
+
+from app import forms
+
+PRESET = "G²RPO · built-in model"
+SMALL = dict(branch_steps="0, 1, 2, 3", granularities="1, 2", group_size=4, iterations=4, steps=8, eval_every=2,
+             sample_every=2, checkpoint_every=2)
+
+
+def form(**changes) -> list:
+    """The Launch form's values in order: the preset's, with changes."""
+    values = {**forms.preset_values(PRESET), **SMALL, **changes}
+    return [values[k] for k in forms.KEYS]
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    c = Client(app_server["url"], verbose=False)
+    yield c
+    c.close()
+
+
+def runs(client) -> list[dict]:
+    return client.predict(api_name="/runs")
+
+
+def wait_status(client, run_id: int, statuses: tuple, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = next(r for r in runs(client) if r["id"] == run_id)
+        if row["status"] in statuses:
+            return row
+        time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} is still {row['status']}")
+
+
+def test_submit_trains_and_compare_shows_base_and_tuned(client):
+    message, run_id = client.predict(PRESET, "api run", *form(learning_rate=0.01), api_name="/submit")
+    run_id = int(run_id)
+    assert f"#{run_id}" in message and "Queued" in message
+    row = wait_status(client, run_id, ("completed", "failed"))
+    assert row["status"] == "completed" and row["progress"].startswith("4/4") and row["reward"] != ""
+
+    (slider_base, slider_tuned), base, tuned, scores = client.predict(
+        run_id, None, "two red circles on a black background", 3, api_name="/compare")
+    assert slider_base and slider_tuned and base and tuned
+    names = [row[0] for row in scores["data"]]
+    assert names == ["preference", "adherence", "background", "colour", "shape", "count"]
+    from PIL import Image
+    import numpy as np
+
+    assert not np.array_equal(np.asarray(Image.open(base)), np.asarray(Image.open(tuned)))  # the LoRA moved it
+    again = client.predict(run_id, None, "two red circles on a black background", 3, api_name="/compare")
+    assert np.array_equal(np.asarray(Image.open(again[1])), np.asarray(Image.open(base)))  # same seed, same image
+
+
+BAD = {  # the form's change -> what the message at that field says
+    "empty prompt": (dict(sample_prompts="   "), "at least one prompt is needed"),
+    "unknown word": (dict(prompts="a red zebra on a black background"), "unknown word(s) 'zebra'"),
+    "empty Λ": (dict(granularities=""), "Lambda must not be empty"),
+    "negative learning rate": (dict(learning_rate=-1), "must be > 0, got -1.0"),
+    "10,000-character prompt": (dict(prompts="r" * 10_000), "a prompt of 10,000 characters"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_is_refused_and_stores_nothing(client, case):
+    before = runs(client)
+    change, message = BAD[case]
+    with pytest.raises(Exception, match="failed validation") as err:
+        client.predict(PRESET, "bad", *form(**change), api_name="/submit")
+    assert message in str(err.value)
+    assert runs(client) == before
+
+
+def test_cancel_a_running_run_keeps_its_metrics(client):
+    _, run_id = client.predict(PRESET, "to cancel", *form(iterations=500, eval_every=0), api_name="/submit")
+    run_id = int(run_id)
+    wait_status(client, run_id, ("running",))
+    deadline = time.monotonic() + 120
+    while next(r for r in runs(client) if r["id"] == run_id)["progress"].startswith("0/"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert "cancel" in client.predict(run_id, api_name="/cancel")
+    row = wait_status(client, run_id, ("cancelled",), timeout=30)
+    assert not row["progress"].startswith("0/")  # what it trained is kept
+    with pytest.raises(Exception, match="nothing to cancel"):
+        client.predict(run_id, api_name="/cancel")

@@ -153,4 +153,6 @@ def build() -> dict:
     runs_button.click(two_runs, [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
                       api_name="compare_runs", concurrency_id="sampler")
     refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
-    return {"run": run}
+    for dropdown in (run, run_b):  # opening a list shows the runs launched since the page loaded
+        dropdown.focus(lambda: gr.update(choices=run_choices()), None, dropdown, api_visibility="private")
+    return {"run": run, "run_b": run_b}

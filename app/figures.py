@@ -212,7 +212,7 @@ def step_heatmap(history: dict, value: str = "abs_advantage") -> go.Figure:
                                colorbar=dict(title=dict(text=STEP_VALUES[value])),
                                hovertemplate="iteration %{x}<br>k = %{y}<br>%{z:.3g}<extra></extra>"))
     fig.update_xaxes(title_text="iteration" if every <= 1 else f"iteration (bins of {every})")
-    fig.update_yaxes(title_text="branch step k (0 = pure noise)")
+    fig.update_yaxes(title_text="branch step k (0 = pure noise)", tickmode="array", tickvals=steps)
     return _layout(fig, STEP_VALUES[value])
 
 
@@ -227,7 +227,7 @@ def member_heatmap(heat: dict | None, prompt: int = 0) -> go.Figure:
     fig = go.Figure(go.Heatmap(x=heat["branch_steps"], y=members, z=z, colorscale="RdBu", zmid=0,
                                colorbar=dict(title=dict(text="mixed advantage")),
                                hovertemplate="k = %{x}<br>member %{y}<br>%{z:.3g}<extra></extra>"))
-    fig.update_xaxes(title_text="branch step k (0 = pure noise)")
+    fig.update_xaxes(title_text="branch step k (0 = pure noise)", tickmode="array", tickvals=heat["branch_steps"])
     fig.update_yaxes(title_text="group member", dtick=1)
     return _layout(fig, f"iteration {heat['iteration']} · prompt {prompt}: {_short(heat, prompt)}")
 

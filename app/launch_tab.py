@@ -13,14 +13,14 @@ from engine.models import model_names
 
 
 def _component(f: forms.Field, value):
+    common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}")
     if f.kind == "choice":
-        choices = list(ALGORITHMS) if f.key == "algorithm" else model_names()
-        return gr.Dropdown(choices, value=value, label=f.label, info=f.info or None)
+        return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value, **common)
     if f.kind in ("int", "float"):
-        return gr.Number(value=value, label=f.label, info=f.info or None, precision=0 if f.kind == "int" else None)
+        return gr.Number(value=value, precision=0 if f.kind == "int" else None, **common)
     if f.kind == "lines":
-        return gr.Textbox(value=value, label=f.label, info=f.info or None, lines=3, max_lines=12)
-    return gr.Textbox(value=value, label=f.label, info=f.info or None)
+        return gr.Textbox(value=value, lines=3, max_lines=12, **common)
+    return gr.Textbox(value=value, **common)
 
 
 def queue_message(run_id: int) -> str:
@@ -64,7 +64,7 @@ def build(authorized: gr.State) -> dict:
     with gr.Row():
         preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2,
                              info="a config from configs/; edit any field below")
-        name = gr.Textbox(label="Run name", placeholder="optional", scale=2)
+        name = gr.Textbox(label="Run name", placeholder="optional", scale=2, elem_id="field-name")
     fields = {}
     basic = [f for f in forms.FIELDS if not f.advanced]
     for row in range(0, len(basic), 4):

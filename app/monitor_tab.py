@@ -106,4 +106,5 @@ def build() -> dict:
         control.change(iteration_views, [view, iteration, prompt, k], [members, granularities],
                        api_visibility="private", concurrency_limit=None)
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")
+    run.focus(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")  # new runs appear
     return {"run": run}

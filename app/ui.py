@@ -40,6 +40,8 @@ def build_demo() -> gr.Blocks:
             return (gr.update(choices=choices, value=int(run_id)), gr.update(choices=choices, value=int(run_id)),
                     gr.Tabs(selected="monitor"))
 
+        demo.load(lambda: [gr.update(choices=runs_tab.run_choices())] * 3, None,
+                  [monitor["run"], compare["run"], compare["run_b"]], api_visibility="private")
         launch["run_id"].change(show_run, launch["run_id"], [monitor["run"], compare["run"], tabs],
                                 api_visibility="private")
         runs["grid"].select(lambda: gr.skip(), None, None, api_visibility="private")

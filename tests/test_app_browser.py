@@ -1,0 +1,138 @@
+"""The app in a real headless Chromium (Debian's, driven by Playwright): launch a run on the
+built-in model and watch it live, refuse bad input, cancel, compare. Screenshots go to
+$G2RPO_SCREENSHOTS (default test-artifacts/screenshots)."""
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `make test` installs it (apt-get install chromium)")
+SHOTS = Path(os.environ.get("G2RPO_SCREENSHOTS", "test-artifacts/screenshots"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                                          "--disable-background-networking"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(app_server["url"])
+    page.wait_for_selector("#launch-button")
+    yield page
+    page.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def fill(page, key: str, value) -> None:
+    """Type into the Launch form's field `key` (app.forms.FIELDS) and leave it."""
+    field = page.locator(f"#field-{key} input, #field-{key} textarea").first
+    if not field.is_visible():  # an advanced setting: open the accordion
+        page.get_by_text("More settings").click()
+    field.fill(str(value))
+    field.blur()
+
+
+def launch(page, iterations: int, name: str) -> int:
+    """Fill the Launch form with a small G²RPO run on the built-in model; returns the run id."""
+    for key, value in (("name", name), ("branch_steps", "0, 1, 2, 3"), ("granularities", "1, 2"),
+                       ("group_size", 4), ("iterations", iterations)):
+        fill(page, key, value)
+    for key, value in (("steps", 8), ("eval_every", 5), ("sample_every", 5), ("checkpoint_every", 10)):
+        fill(page, key, value)
+    page.click("#launch-button")
+    message = page.locator("#launch-message")
+    message.get_by_text("Queued run").wait_for(state="attached")  # then Monitor opens, hiding it
+    return int(message.text_content().split("#")[1].split(":")[0])
+
+
+def plot_points(page, plot: str, trace: str | None = None) -> int:
+    """How many x values a trace (by name; default the first) of a Plotly figure has (0 before it is drawn)."""
+    return page.evaluate("""([id, name]) => { const p = document.querySelector(`#${id} .js-plotly-plot`);
+        const t = p && p.data ? p.data.find((t) => name === null || t.name === name) : null;
+        return t ? (t.x || []).length : 0; }""", [plot, trace])
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    return value
+
+
+def test_launch_and_watch_the_reward_and_the_heatmap_grow_then_compare(page):
+    run_id = launch(page, iterations=40, name="browser")
+    status = page.locator("#monitor-status")  # launching opens Monitor on the new run
+    status.get_by_text(f"Run #{run_id}").wait_for()
+    first = wait_until(lambda: plot_points(page, "reward-plot", "preference") >= 2 and plot_points(page, "step-heatmap"), 180,
+                       "the first iterations to be drawn")
+    rewards, heat = plot_points(page, "reward-plot", "preference"), plot_points(page, "step-heatmap")
+    shot(page, "monitor-early")
+    wait_until(lambda: plot_points(page, "reward-plot", "preference") > rewards + 3, 120, "the reward curve to grow")
+    wait_until(lambda: plot_points(page, "step-heatmap") > heat, 60, "the heatmap to grow")
+    assert first
+    status.get_by_text("completed").wait_for(timeout=240_000)
+    page.wait_for_timeout(2500)  # the last tick
+    assert plot_points(page, "reward-plot", "preference") == 40
+    assert page.locator("#samples-gallery img").count() > 0
+    shot(page, "monitor-completed")
+
+    page.get_by_role("tab", name="Compare").click()
+    prompt = page.locator("#compare-prompt textarea")
+    prompt.fill("a red circle on a black background")
+    page.click("#compare-button")
+    page.locator("#compare-tuned img").wait_for(timeout=120_000)
+    wait_until(lambda: "preference" in page.locator("#compare-scores").inner_text(), 30, "the scores")
+    assert page.locator("#compare-base img").count() == 1
+    shot(page, "compare")
+
+
+BAD = [("prompts", "a red zebra on a black background", "zebra"),
+       ("prompts", "r" * 10_000, "10,000 characters"),
+       ("granularities", "", "Lambda must not be empty"),
+       ("learning_rate", -1, "must be > 0"),
+       ("sample_prompts", "", "at least one prompt is needed")]
+
+
+def test_bad_input_gets_a_message_at_its_field_and_queues_nothing(page, app_server):
+    from jobs import api
+
+    before = api.list_runs()
+    for i, (key, value, message) in enumerate(BAD):
+        page.reload()
+        page.wait_for_selector("#launch-button")
+        fill(page, key, value)
+        page.click("#launch-button")
+        page.locator(f"#field-{key}").get_by_text(message).wait_for(timeout=15_000)  # at the field
+        assert page.locator("#launch-message").inner_text().strip() == ""
+        shot(page, f"bad-input-{i}-{key}")
+    assert api.list_runs() == before
+
+
+def test_cancel_a_running_run_from_the_runs_table(page):
+    run_id = launch(page, iterations=2000, name="cancel me")
+    page.get_by_role("tab", name="Runs").click()
+    table = page.locator("#runs-table")
+    wait_until(lambda: "running" in table.inner_text(), 120, "the run to start")
+    page.locator("#selected-run input").fill(str(run_id))
+    page.click("#cancel-button")
+    page.locator("#runs-message").get_by_text(f"Run #{run_id}").wait_for()
+    wait_until(lambda: "cancelled" in table.inner_text(), 30, "the table to show the run cancelled")
+    shot(page, "runs-cancelled")

@@ -14,11 +14,20 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# Until the UI lands, `make run` trains G²RPO on the built-in model with the default config.
+# `make run`: the web UI on http://localhost:7860 with an embedded worker (data in ./data).
 run: $(STAMP)
-	$(PY) -m engine.train --config configs/g2rpo.yaml --out runs/default $$(test -f runs/default/config.yaml && echo --resume)
+	$(PY) app.py
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+CHROMIUM_STAMP := $(VENV)/.chromium
+$(CHROMIUM_STAMP):
+	command -v chromium >/dev/null || { command -v apt-get >/dev/null && \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); $$SUDO apt-get install -y -q chromium >/dev/null || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; } || \
+	  echo "chromium not installed: the browser tests will be skipped"
+	touch $(CHROMIUM_STAMP)
+
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)

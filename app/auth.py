@@ -39,5 +39,5 @@ def login_row(authorized: gr.State) -> None:
             password = gr.Textbox(label="Password", type="password", scale=3)
             button = gr.Button("Log in", scale=1)
         message = gr.Markdown()
-    for event in (button.click, password.submit):
-        event(log_in, password, [authorized, message], api_visibility="private")
+    button.click(log_in, password, [authorized, message], api_name="login")  # API clients log in too
+    password.submit(log_in, password, [authorized, message], api_visibility="private")

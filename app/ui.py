@@ -20,7 +20,7 @@ trajectory the reward comes from. Launch a run, watch it learn, compare base and
 
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="G²RPO") as demo:
-        authorized = gr.State(not auth.required())
+        authorized = gr.State(False)  # this session logged in (only asked when a password is set)
         gr.Markdown(INTRO)
         auth.login_row(authorized)
         with gr.Tabs() as tabs:

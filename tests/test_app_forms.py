@@ -1,0 +1,43 @@
+"""The launch form: presets round-trip to the CLI's config, and each problem lands at its field."""
+import pytest
+
+from app import forms
+from engine.config import load_config
+
+
+@pytest.mark.parametrize("preset", list(forms.PRESETS))
+def test_an_untouched_preset_submits_exactly_its_config_file(preset):
+    config, errors = forms.check(preset, forms.preset_values(preset))
+    assert errors == {}
+    assert config == load_config(forms.CONFIGS / forms.PRESETS[preset]).to_dict()
+
+
+def test_edited_fields_reach_the_config():
+    preset = "G²RPO · built-in model"
+    values = {**forms.preset_values(preset), "branch_steps": "0 2, 4", "granularities": "1,3", "learning_rate": 1e-3,
+              "rewards": "preference=1, adherence=0.5", "prompts": "a red circle on a black background\n\n"}
+    config, errors = forms.check(preset, values)
+    assert errors == {}
+    assert config["algorithm"]["branch_steps"] == [0, 2, 4] and config["algorithm"]["granularities"] == [1, 3]
+    assert config["train"]["learning_rate"] == 1e-3
+    assert config["rewards"] == [{"name": "preference", "weight": 1.0}, {"name": "adherence", "weight": 0.5}]
+    assert config["prompts"] == ["a red circle on a black background"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("granularities", "", "Lambda must not be empty"),
+    ("branch_steps", "0, 1, x", "whole numbers"),
+    ("branch_steps", "0, 40", "beyond the grid"),
+    ("learning_rate", -1, "must be > 0"),
+    ("learning_rate", None, "a number is needed"),
+    ("group_size", 2.5, "a whole number"),
+    ("rewards", "preference=heavy", "name=weight"),
+    ("rewards", "hps=1", "unknown reward 'hps'"),
+    ("prompts", "a red zebra", "unknown word(s) 'zebra'"),
+    ("prompts", "x" * 10_000, "10,000 characters"),
+    ("sample_prompts", "  \n ", "at least one prompt"),
+])
+def test_each_problem_is_reported_at_its_field(key, value, message):
+    preset = "G²RPO · built-in model"
+    config, errors = forms.check(preset, {**forms.preset_values(preset), key: value})
+    assert config is None and list(errors) == [key] and message in errors[key]

@@ -1,0 +1,47 @@
+"""The Monitor's incremental polling: only new iterations are read, and the view equals a fresh read."""
+import pytest
+
+from app import monitor
+from jobs import api, db, runs
+from jobs.sink import RunSink
+from jobs.testing import fake_config, fake_record
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
+    db.dispose_all()
+    yield
+    db.dispose_all()
+
+
+def test_polling_reads_only_what_is_new_and_matches_a_fresh_read(store):
+    run_id = runs.create(fake_config(iterations=2000))  # 2000 planned: history bins of 4 iterations
+    sink = RunSink(run_id)
+    sink.begin(0)
+    view = None
+    for it in range(11):
+        sink.write(fake_record(it, k=3, lambdas=2, group=4))
+        view, changed = monitor.poll(view, run_id)
+        assert changed
+    view, changed = monitor.poll(view, run_id)
+    assert not changed  # nothing new: the page sends nothing
+    fresh, _ = monitor.poll(None, run_id)
+    assert view["metrics"] == fresh["metrics"] and [m["iteration"] for m in view["metrics"]] == list(range(11))
+    assert view["history"] == fresh["history"] == api.attribution_history(run_id)
+    assert view["history"]["iterations"] == [0, 4, 8]
+
+
+def test_a_resume_that_redoes_iterations_is_redrawn(store):
+    run_id = runs.create(fake_config())
+    sink = RunSink(run_id)
+    sink.begin(0)
+    for it in range(6):
+        sink.write(fake_record(it, k=2, lambdas=2, group=3, checkpoint=it == 3))
+    view, _ = monitor.poll(None, run_id)
+    RunSink(run_id).begin(4)  # resumed from the checkpoint after 4 iterations: 4 and 5 are forgotten
+    view, changed = monitor.poll(view, run_id)
+    assert changed and [m["iteration"] for m in view["metrics"]] == [0, 1, 2, 3]
+    assert view["history"]["iterations"] == [0, 1, 2, 3]
+    assert "4/100 iterations" in monitor.status_line(view)

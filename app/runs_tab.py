@@ -71,18 +71,14 @@ def act(action: str, authorized: bool, run_id) -> str:
 
 
 def download(run_id) -> str:
-    """The run's LoRA in diffusers' format (pipe.load_lora_weights), zipped with its config."""
-    import shutil
-    import tempfile
-
+    """The run exported as a zip: the latest LoRA in diffusers' format (`lora/`, loads with
+    pipe.load_lora_weights), its config, metrics, records and evaluations."""
     from jobs import api
 
     run_id = _selected(run_id)
-    run = api.get_run(run_id)
-    if not run["checkpoints"]:
+    if not api.get_run(run_id)["checkpoints"]:
         raise gr.Error(f"Run #{run_id} has no checkpoint yet.")
-    folder = api.export(run_id, tempfile.mkdtemp(prefix=f"g2rpo-run{run_id}-") + "/lora")
-    return shutil.make_archive(str(folder.parent / f"g2rpo-run{run_id}-lora"), "zip", folder)
+    return str(api.export(run_id))
 
 
 def runs_api() -> list[dict]:

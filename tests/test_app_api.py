@@ -57,6 +57,11 @@ def test_submit_trains_and_compare_shows_base_and_tuned(client):
     again = client.predict(run_id, None, "two red circles on a black background", 3, api_name="/compare")
     assert np.array_equal(np.asarray(Image.open(again[1])), np.asarray(Image.open(base)))  # same seed, same image
 
+    import zipfile
+
+    with zipfile.ZipFile(client.predict(run_id, api_name="/download")) as z:
+        assert {"lora/pytorch_lora_weights.safetensors", "config.yaml", "metrics.csv"} <= set(z.namelist())
+
 
 BAD = {  # the form's change -> what the message at that field says
     "empty prompt": (dict(sample_prompts="   "), "at least one prompt is needed"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -61,17 +60,13 @@ def main(argv=None) -> int:
     from gradio_client import Client
     from playwright.sync_api import sync_playwright
 
-    from app.ui import build_demo, launch_options
+    from app.server import free_port, serve
     from jobs import api
     from jobs.testing import WorkerProcess
 
     worker = WorkerProcess({"G2RPO_DATA_DIR": data}, os.path.join(data, "worker.log")).start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    port = free_port()
+    demo = serve("127.0.0.1", port, block=False, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     run_id = api.submit("configs/g2rpo.yaml", ["train.iterations=100000", "train.sample_every=10"], name="bench")
     while api.get_run(run_id)["last_iteration"] is None:

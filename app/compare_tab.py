@@ -65,6 +65,11 @@ def _generate(run: dict, adapters: list, prompts: list[str], seeds: list[int]) -
                             rewards=_rewards(run), steps=sampling["steps"], shift=sampling["shift"])
 
 
+def _caption(row: dict, with_prompt: bool = False) -> str:
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
+    return f"{row['prompt']} · seed {row['seed']}" if with_prompt else f"seed {row['seed']} · {scores}"
+
+
 def _seeds(seed, count: int = 1) -> list[int]:
     if seed is None or int(seed) < 0:
         raise gr.Error("The seed must be a whole number >= 0.")
@@ -87,9 +92,8 @@ def seed_grid(run_id, checkpoint, prompt: str, seed, count):
     rows = _generate(run, [None, _checkpoint(run, checkpoint)], _prompts(prompt, run["model"])[:1],
                      _seeds(seed, count))
     half = len(rows) // 2
-    caption = lambda r: f"seed {r['seed']} · " + ", ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())  # noqa: E731
-    return ([(_enlarge(r["image"]), caption(r)) for r in rows[:half]],
-            [(_enlarge(r["image"]), caption(r)) for r in rows[half:]])
+    return ([(_enlarge(r["image"]), _caption(r)) for r in rows[:half]],
+            [(_enlarge(r["image"]), _caption(r)) for r in rows[half:]])
 
 
 def two_runs(run_a, run_b, prompts: str, seed, count):
@@ -99,13 +103,11 @@ def two_runs(run_a, run_b, prompts: str, seed, count):
         raise gr.Error(f"Run #{a['id']} tuned {a['model']} and run #{b['id']} {b['model']}: pick runs of one model.")
     prompts, seeds = _prompts(prompts, a["model"]), _seeds(seed, count)
     rows = _generate(a, [_checkpoint(a, None), _checkpoint(b, None)], prompts, seeds)
-    half = len(rows) // 2
-    names = list(rows[0]["scores"])
-    mean = lambda rs, n: round(float(np.mean([r["scores"][n] for r in rs])), 4)  # noqa: E731
-    table = [[n, mean(rows[:half], n), mean(rows[half:], n)] for n in names]
-    label = lambda r: f"{r['prompt']} · seed {r['seed']}"  # noqa: E731
-    return ([(_enlarge(r["image"]), label(r)) for r in rows[:half]],
-            [(_enlarge(r["image"]), label(r)) for r in rows[half:]], table)
+    first, second = rows[:len(rows) // 2], rows[len(rows) // 2:]
+    table = [[name] + [round(float(np.mean([r["scores"][name] for r in side])), 4) for side in (first, second)]
+             for name in rows[0]["scores"]]
+    return ([(_enlarge(r["image"]), _caption(r, with_prompt=True)) for r in first],
+            [(_enlarge(r["image"]), _caption(r, with_prompt=True)) for r in second], table)
 
 
 def checkpoint_choices(run_id):

@@ -65,19 +65,21 @@ def _line(x: Sequence, y: Sequence, name: str, colour_: str, **kwargs) -> go.Sca
 
 
 def _x_positions(metrics: list[dict], x: str):
-    """Training x values (one per metrics row) and a function placing an evaluation done after
-    `iteration` iterations: for the cumulative axes, the total of the iterations before it (0 = base)."""
+    """Training x values (one per metrics row) and a function placing an evaluation of the model
+    after `trained` iterations: for the cumulative axes, the total of the iterations before it (0 = base)."""
     if x not in X_TITLES:
         raise ValueError(f"x must be one of {sorted(X_TITLES)}, not {x!r}")
     if x == "iteration":
-        return [m["iteration"] for m in metrics], lambda iteration: iteration
+        return [m["iteration"] for m in metrics], lambda trained: trained
     totals = list(accumulate(m.get(x) or 0 for m in metrics))
-    return totals, lambda iteration: sum(m.get(x) or 0 for m in metrics if m["iteration"] < iteration)
+    return totals, lambda trained: sum(m.get(x) or 0 for m in metrics if m["iteration"] < trained)
 
 
 def _eval_trace(evaluations: Sequence[dict], name: str, at, label: str, colour_: str) -> go.Scatter | None:
-    """The held-out evaluation scores of reward `name` as dashed markers+lines (None if never scored)."""
-    points = [(at(e["iteration"]), e["scores"][name]) for e in evaluations if name in e.get("scores", {})]
+    """The held-out evaluation scores of reward `name` as dashed markers+lines (None if never scored).
+    Placed by `trained` (iterations trained; 0 = base); evaluations added later without it are skipped."""
+    points = [(at(e["trained"]), e["scores"][name]) for e in evaluations
+              if e.get("trained") is not None and name in e.get("scores", {})]
     if not points:
         return None
     xs, ys = zip(*points)

@@ -40,13 +40,13 @@ def submit(authorized: bool, preset: str, name: str, *values) -> tuple[str, int]
     from jobs import api
 
     auth.guard(authorized)
-    config, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
-        raise gr.Error("Not queued: " + "; ".join(f"{k or 'config'}: {m}" for k, m in errors.items()))
-    try:
+        raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
+    try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
         run_id = api.submit(config, name=(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
-    except api.QueueError as err:
-        raise gr.Error(str(err)) from None
+    except (api.ConfigError, api.QueueError) as err:
+        raise gr.Error(f"Not queued: {err}") from None
     return queue_message(run_id), run_id
 
 

@@ -3,7 +3,8 @@
 A page keeps a `view` (in its session state): the run's row, every metrics row drawn so far, the
 attribution history, evaluations and samples. `poll` asks the database only for what is new
 (iterations after the last one drawn, the last history bin again) and says whether anything
-changed, so an idle page costs two tiny queries per tick and sends nothing to the browser.
+changed, so an idle page costs three small queries per tick (the run's row, its checkpoints and the
+interrupted-run check) and sends nothing to the browser.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ def _merge_history(old: dict | None, new: dict) -> dict:
     keep = sum(1 for it in old["iterations"] if it < new["iterations"][0])
     steps = sorted(set(old["branch_steps"]) | set(new["branch_steps"]))
     merged = {"iterations": old["iterations"][:keep] + new["iterations"], "every": old["every"], "branch_steps": steps}
+
+    def widen(rows, their_steps):  # rows over their_steps -> rows over all steps (None where absent)
+        return [[dict(zip(their_steps, row)).get(k) for k in steps] for row in rows]
+
     for key in api.queries.HISTORY_VALUES:
-        def widen(rows, their_steps):
-            return [[dict(zip(their_steps, row)).get(k) for k in steps] for row in rows]
         merged[key] = widen(old[key][:keep], old["branch_steps"]) + widen(new[key], new["branch_steps"])
     return merged
 

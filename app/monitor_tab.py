@@ -13,6 +13,7 @@ from app.runs_tab import run_choices
 X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "wall time": "seconds"}
 STEP_VALUES = {"mean |advantage|": "abs_advantage", "reward std in the group": "reward_std"}
 POLL_SECONDS = 2.0
+NO_HISTORY = {"iterations": [], "branch_steps": [], "every": 1}
 
 
 def _heat(view: dict, iteration):
@@ -40,16 +41,15 @@ def reward_view(view: dict, x_axis: str):
 
 
 def step_view(view: dict, value: str):
-    history = view["history"] or {"iterations": [], "branch_steps": [], "every": 1}
-    return figures.step_heatmap(history, STEP_VALUES[value])
+    return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value])
 
 
 def render(view, x_axis, step_value, iteration, prompt, k):
     """Every output of the tab from the view (no query but the chosen iteration's heatmap)."""
     is_g2rpo = (view["run"] or {}).get("algorithm") == "g2rpo"
-    steps = (view["history"] or {}).get("branch_steps") or []
+    history = view["history"] or NO_HISTORY
+    steps = history["branch_steps"]
     member, bars = iteration_views(view, iteration, prompt, k) if is_g2rpo else (gr.skip(), gr.skip())
-    history = view["history"] or {"iterations": [], "branch_steps": [], "every": 1}
     return (view, monitor.status_line(view), reward_view(view, x_axis),
             step_view(view, step_value) if is_g2rpo else gr.skip(), member, bars,
             figures.granularity_agreement(history) if is_g2rpo else gr.skip(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -26,9 +27,8 @@ def generate(timeout: float = 600, **request) -> list[dict]:
     with _lock:
         try:
             return _start().submit(_generate, request).result(timeout)
-        except Exception as err:
-            if type(err).__name__ == "BrokenProcessPool":  # e.g. killed for memory: start afresh next time
-                _pool = None
+        except BrokenProcessPool:  # e.g. killed for memory: start afresh next time
+            _pool = None
             raise
 
 

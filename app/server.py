@@ -14,6 +14,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -43,6 +44,22 @@ def start_worker() -> subprocess.Popen | None:
     return worker
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(host: str, port: int, block: bool = True, quiet: bool = False):
+    """Build the UI and serve it; with block=False return the running Blocks (tests, benchmarks)."""
+    from app.ui import build_demo, launch_options
+
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=8)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet, **launch_options())
+    return demo
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -52,12 +69,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from app.ui import build_demo, launch_options
     from jobs import db
 
     db.get_engine()  # migrate once here, before the worker and the UI race to
     start_worker()
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name=args.host, server_port=args.port, **launch_options())
+    serve(args.host, args.port)
     return 0

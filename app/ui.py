@@ -44,7 +44,6 @@ def build_demo() -> gr.Blocks:
                   [monitor["run"], compare["run"], compare["run_b"]], api_visibility="private")
         launch["run_id"].change(show_run, launch["run_id"], [monitor["run"], compare["run"], tabs],
                                 api_visibility="private")
-        runs["grid"].select(lambda: gr.skip(), None, None, api_visibility="private")
         runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],
                                 api_visibility="private")
     return demo

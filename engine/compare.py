@@ -69,7 +69,10 @@ def generate(model: dict, adapters: list[str | None], prompts: list[str], seeds:
              rewards: list[str], steps: int = 16, shift: float = 3.0) -> list[dict]:
     """One row per (adapter, prompt, seed): {adapter, prompt, seed, image (uint8 HxWx3), scores}."""
     flow = _model(model["name"])
-    scorers = [_rewards.setdefault(name, build_reward(name)) for name in rewards]
+    for name in rewards:
+        if name not in _rewards:
+            _rewards[name] = build_reward(name)
+    scorers = [_rewards[name] for name in rewards]
     rows = []
     for adapter in adapters:
         _activate(flow, adapter)

@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sqlalchemy import delete as sql_delete, select
+from sqlalchemy import delete as sql_delete, func, select
 
 from jobs import db, queries, runs, settings
 from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
@@ -98,8 +98,6 @@ def list_runs(status: str | None = None, limit: int = 200) -> list[dict]:
 def queue_position(run_id: int) -> dict:
     """Where a queued run stands: {"ahead": queued runs before it, "running": runs in progress}.
     Jobs start in submission order, so a run starts once those ahead of it have."""
-    from sqlalchemy import func
-
     with db.session() as s:
         ahead = s.scalar(select(func.count()).where(Run.status == "queued", Run.id < run_id))
         running = s.scalar(select(func.count()).where(Run.status == "running"))

@@ -28,7 +28,6 @@ def app_server(tmp_path_factory):
     torch), a real worker process and the sampler process, on a fresh data folder. Shared by the
     API and browser tests. Yields {"url", "data", "worker"}."""
     import os
-    import socket
 
     from jobs.testing import WorkerProcess
 
@@ -38,17 +37,13 @@ def app_server(tmp_path_factory):
     for key in ("G2RPO_QUEUE_URL", "G2RPO_DATABASE_URL"):
         os.environ.pop(key, None)
     from app import sampler
-    from app.ui import build_demo, launch_options
+    from app.server import free_port, serve
     from jobs import db
 
     db.dispose_all()
     worker = WorkerProcess({"G2RPO_DATA_DIR": str(data)}, data / "worker.log").start()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo = build_demo()
-    demo.queue(default_concurrency_limit=8)
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
+    port = free_port()
+    demo = serve("127.0.0.1", port, block=False, quiet=True)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "data": data, "worker": worker}
     finally:

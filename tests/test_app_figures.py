@@ -17,8 +17,8 @@ def make_metrics(n=3, names=("brightness", "contrast")):
             for i in range(n)]
 
 
-EVALUATIONS = [{"iteration": 0, "scores": {"brightness": 0.2, "aesthetic": 5.0}, "prompts": "eval"},
-               {"iteration": 2, "scores": {"brightness": 0.4, "aesthetic": 5.5}, "prompts": "eval"}]
+EVALUATIONS = [{"trained": 0, "scores": {"brightness": 0.2, "aesthetic": 5.0}, "prompts": "eval"},
+               {"trained": 2, "scores": {"brightness": 0.4, "aesthetic": 5.5}, "prompts": "eval"}]
 
 
 def make_history():

@@ -1,3 +1,4 @@
-from engine.rewards.base import Reward, build_reward, held_out_rewards, register_reward, reward_names
+from engine.rewards.base import (Reward, build_reward, held_out_rewards, register_reward, reward_names,
+                                 reward_problems)
 
-__all__ = ["Reward", "build_reward", "held_out_rewards", "register_reward", "reward_names"]
+__all__ = ["Reward", "build_reward", "held_out_rewards", "register_reward", "reward_names", "reward_problems"]

@@ -9,6 +9,8 @@ from abc import ABC, abstractmethod
 import importlib
 from typing import TYPE_CHECKING, Callable
 
+from engine.rewards.sources import MODEL_REWARDS
+
 if TYPE_CHECKING:
     import torch
 
@@ -35,7 +37,7 @@ class Reward(ABC):
         return scores.detach().float().cpu().reshape(images.shape[0])
 
 
-_REGISTRY: dict[str, Callable[[], Reward]] = {}
+_REGISTRY: dict[str, Callable[..., Reward]] = {}
 
 
 def register_reward(name: str):
@@ -51,6 +53,7 @@ def register_reward(name: str):
 
 # The rewards that ship with the engine: the module that registers each, and whether it is held out.
 # Listed here so configs are validated, and the UI labels held-out rewards, without importing torch.
+# They need no weights from outside; the rewards that do (HPS, CLIP, ...) are in sources.MODEL_REWARDS.
 BUILTIN_REWARDS: dict[str, tuple[str, bool]] = {
     **{name: ("engine.rewards.image_stats", False)
        for name in ("jpeg_compressibility", "jpeg_incompressibility", "brightness", "saturation")},
@@ -61,17 +64,37 @@ BUILTIN_REWARDS: dict[str, tuple[str, bool]] = {
 
 
 def reward_names() -> list[str]:
-    return sorted(set(BUILTIN_REWARDS) | set(_REGISTRY))
+    return sorted(set(BUILTIN_REWARDS) | set(MODEL_REWARDS) | set(_REGISTRY))
 
 
 def held_out_rewards() -> list[str]:
     """Rewards for evaluation only (the paper's out-of-domain columns)."""
-    return sorted(name for name, (_, held_out) in BUILTIN_REWARDS.items() if held_out)
+    catalog = {**{name: held_out for name, (_, held_out) in BUILTIN_REWARDS.items()},
+               **{name: spec.held_out for name, spec in MODEL_REWARDS.items()}}
+    return sorted(name for name, held_out in catalog.items() if held_out)
 
 
-def build_reward(name: str) -> Reward:
-    if name not in _REGISTRY and name in BUILTIN_REWARDS:
-        importlib.import_module(BUILTIN_REWARDS[name][0])  # runs its @register_reward decorators
+def reward_problems(name: str, model: str | None = None) -> list[str]:
+    """What stops reward `name` (weights from `model`) from loading, without importing torch or
+    loading weights: an unknown name, a missing optional package, unreachable weights."""
+    if name in MODEL_REWARDS:
+        return MODEL_REWARDS[name].problems(model)
+    if name not in BUILTIN_REWARDS and name not in _REGISTRY:
+        return [f"unknown reward {name!r}; known: {', '.join(reward_names())}"]
+    if model is not None:
+        return [f"{name} is built in and takes no model path (got {model!r})"]
+    return []
+
+
+def build_reward(name: str, model: str | None = None) -> Reward:
+    """The reward `name`; a model reward loads its weights from `model` (None: the published ones)."""
+    module = MODEL_REWARDS[name].module if name in MODEL_REWARDS else BUILTIN_REWARDS.get(name, (None,))[0]
+    if name not in _REGISTRY and module is not None:
+        importlib.import_module(module)  # runs its @register_reward decorators
     if name not in _REGISTRY:
         raise KeyError(f"unknown reward {name!r}; known: {', '.join(reward_names())}")
+    if name in MODEL_REWARDS:
+        return _REGISTRY[name](model)
+    if model is not None:
+        raise ValueError(f"{name} is built in and takes no model path (got {model!r})")
     return _REGISTRY[name]()

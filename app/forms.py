@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.config import ConfigError, load_config
+from engine.config import ConfigError, load_config, parse_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
@@ -22,6 +22,7 @@ PRESETS = {  # label -> config file
     "DanceGRPO · built-in model": "dancegrpo.yaml",
     "Flow-GRPO · built-in model": "flowgrpo.yaml",
     "MixGRPO · built-in model": "mixgrpo.yaml",
+    "G²RPO · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-hps-clip-lora.yaml",
 }
 MAX_PROMPT_CHARS = 2000  # longer than any text encoder reads (CLIP 77 tokens, T5 512)
 
@@ -34,11 +35,14 @@ class Field:
     kind: str  # int | float | ints | rewards | lines | choice | text
     info: str = ""
     advanced: bool = False
+    optional: bool = False  # empty means "not set" (the config's default)
 
 
 FIELDS = (
     Field("algorithm", "algorithm.name", "Algorithm", "choice"),
     Field("model", "model.name", "Model", "choice", "built-in: the 32x32 shapes model that ships with the code"),
+    Field("model_path", "model.path", "Model weights (hub id or folder)", "text",
+          "flux / sd3 only; empty: FLUX.1-dev or SD3.5-Medium from the hub", optional=True),
     Field("rewards", "rewards", "Rewards (name=weight, ...)", "rewards",
           "training rewards with their weights; each gets its own group advantage"),
     Field("branch_steps", "algorithm.branch_steps", "K: branch steps", "ints", "G²RPO: the steps k where the SDE branches"),
@@ -52,6 +56,10 @@ FIELDS = (
     Field("prompts", "prompts", "Training prompts (one per line)", "lines",
           "empty: the built-in world's 351 training prompts"),
     Field("steps", "sampling.steps", "Denoising steps", "int", advanced=True),
+    Field("resolution", "model.resolution", "Resolution (pixels)", "int", "flux / sd3 only; empty: 720 FLUX, 512 SD3",
+          advanced=True, optional=True),
+    Field("guidance", "model.guidance", "Guidance", "float", "FLUX: distilled guidance (3.5); SD3: CFG scale (4.5)",
+          advanced=True, optional=True),
     Field("clip_range", "algorithm.clip_range", "Clip range", "float", advanced=True),
     Field("kl_beta", "algorithm.kl_beta", "KL weight β", "float", advanced=True),
     Field("prompts_per_iteration", "train.prompts_per_iteration", "Prompts per iteration", "int", advanced=True),
@@ -88,7 +96,7 @@ def _set(config: dict, path: str, value) -> None:
 
 def preset_values(label: str) -> dict:
     """The form's values for a preset: its file's settings, the defaults where it says nothing."""
-    resolved = load_config(preset_config(label)).to_dict()
+    resolved = parse_config(preset_config(label)).to_dict()
     values = {}
     for f in FIELDS:
         value = _get(resolved, f.path)
@@ -98,12 +106,16 @@ def preset_values(label: str) -> dict:
             value = ", ".join(f"{r['name']}={r['weight']:g}" for r in value)
         elif f.kind == "lines":  # unset training prompts stay an empty box: the model's default set
             value = "\n".join(value or [])
+        elif f.kind == "text" and value is None:
+            value = ""
         values[f.key] = value
     return values
 
 
 def _parse(f: Field, raw):
     """A form value as the config wants it, or ValueError with a message for the field."""
+    if f.optional and (raw is None or (isinstance(raw, str) and not raw.strip())):
+        return None
     if f.kind in ("int", "float"):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise ValueError("a number is needed")
@@ -148,6 +160,9 @@ def form_to_config(preset: str, values: dict) -> tuple[dict, dict[str, str]]:
             value = _parse(f, values.get(f.key))
         except ValueError as err:
             errors[f.key] = str(err)
+            continue
+        if f.optional and value is None:
+            _set(config, f.path, None)
             continue
         if f.kind == "lines" and value is None:
             if f.path == "sample_prompts":

@@ -15,6 +15,7 @@ import torch
 
 from engine.config import load_config
 from engine.models.base import VelocityRunner
+from engine.rollout import RolloutNoise
 from engine.trainer import Trainer
 
 ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")
@@ -26,7 +27,7 @@ def time_rollout(trainer: Trainer, micro_batch: int, seed: int):
     cond = trainer.model.encode_prompts(trainer.prompt_pool[:1])
     start = time.perf_counter()
     with torch.no_grad():
-        rollout = trainer.algorithm.rollout(runner, cond, 1, torch.Generator().manual_seed(seed), 0)
+        rollout = trainer.algorithm.rollout(runner, cond, RolloutNoise.seeded(seed, 0, 0, 1), 0)
     return time.perf_counter() - start, rollout
 
 

@@ -1,7 +1,13 @@
-"""Checkpoints: the LoRA in the format stock diffusers loads, plus what an exact resume needs.
+"""Checkpoints: the trained weights in a format stock diffusers loads, plus what an exact resume needs.
 
-A checkpoint is written to a temporary folder and renamed into place, so a crash mid-save leaves
-the previous checkpoint intact and never a half-written one.
+A LoRA run saves `pytorch_lora_weights.safetensors` (diffusers' LoRA format) and the adapter's
+parameters as `trainable.safetensors`; a full fine-tuning run saves the whole transformer as a
+diffusers model folder `transformer/` (sharded past 10 GB), its only copy of the weights.
+`training_state.pt` holds the iteration, the optimizer state and the config.
+
+Under multi-process training every process calls the functions that gather state (under FSDP that
+is collective) and only the main process writes. A checkpoint is written to a temporary folder and
+renamed into place, so a crash mid-save leaves the previous checkpoint intact and never a half-written one.
 """
 from __future__ import annotations
 
@@ -10,11 +16,16 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
 
 from engine.models.base import FlowModel
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+TRAINABLE = "trainable.safetensors"
+TRANSFORMER = "transformer"
+FULL_WEIGHTS = "diffusion_pytorch_model{suffix}.safetensors"  # diffusers' names, so from_pretrained loads it
 
 
 def checkpoint_dir(out_dir: Path, iteration: int) -> Path:
@@ -41,36 +52,74 @@ def export_lora(model: FlowModel, folder: Path) -> None:
                              transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
 
 
-def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, lora: bool, optimizer, config: dict) -> Path:
-    """Save after `iteration` completed iterations; returns the checkpoint folder."""
+def optimizer_state(model: nn.Module, optimizer, sharded: bool) -> dict:
+    """The optimizer state to save. Unsharded (one process, DDP) it is alike on every process; under
+    FSDP each process holds a shard, and gathering the full state is collective (it lands on the
+    main process)."""
+    if not sharded:
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer),
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: dict[str, torch.Tensor], optimizer: dict,
+                    config: dict, transformer_config: str | None = None) -> Path:
+    """Save after `iteration` completed iterations (main process only); returns the checkpoint folder.
+
+    `weights`: the LoRA parameters, or with `transformer_config` (the transformer's diffusers config
+    JSON, taken before any wrapper renamed its class) the full fine-tuned state dict, unsharded."""
+    from huggingface_hub import save_torch_state_dict
+
     final = checkpoint_dir(out_dir, iteration)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if lora:
+    weights = {name: value.detach().cpu().contiguous() for name, value in weights.items()}
+    if transformer_config is None:
         export_lora(model, tmp)
+        save_file(weights, tmp / TRAINABLE)
     else:
-        model.transformer.save_pretrained(tmp / "transformer")
-    trainable = {n: p.detach().cpu().contiguous() for n, p in model.transformer.named_parameters() if p.requires_grad}
-    save_file(trainable, tmp / "trainable.safetensors")
-    torch.save({"iteration": iteration, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+        (tmp / TRANSFORMER).mkdir()
+        (tmp / TRANSFORMER / "config.json").write_text(transformer_config)
+        save_torch_state_dict(weights, tmp / TRANSFORMER, filename_pattern=FULL_WEIGHTS, max_shard_size="10GB")
+    torch.save({"iteration": iteration, "optimizer": optimizer, "torch_rng": torch.get_rng_state(),
                 "config": config}, tmp / "training_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
 
 
-def load_checkpoint(folder: Path, model: FlowModel, optimizer) -> int:
-    """Restore trained weights, optimizer and RNG from `folder`; returns the iterations done."""
-    weights = load_file(Path(folder) / "trainable.safetensors")
-    params = dict(model.transformer.named_parameters())
-    missing = sorted(set(weights) - set(params))
-    if missing:
-        raise ValueError(f"checkpoint {folder} has weights the model lacks (different LoRA config?): {missing[:3]}")
+def load_weights(folder: Path, transformer: nn.Module, lora: bool) -> None:
+    """Copy a checkpoint's trained weights into the (not yet wrapped) transformer, tensor by tensor."""
+    files = [Path(folder) / TRAINABLE] if lora else sorted((Path(folder) / TRANSFORMER).glob("*.safetensors"))
+    params = transformer.state_dict()  # shares storage with the parameters: copy_ writes them
+    seen = set()
     with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    state = torch.load(Path(folder) / "training_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
+        for path in files:
+            with safe_open(path, "pt") as f:
+                for name in f.keys():
+                    if name not in params:
+                        raise ValueError(f"checkpoint {folder} has weights the model lacks "
+                                         f"(different LoRA config?): {name}")
+                    params[name].copy_(f.get_tensor(name))
+                    seen.add(name)
+    if not lora and seen != set(params):
+        raise ValueError(f"checkpoint {folder} lacks weights of the model: {sorted(set(params) - seen)[:3]}")
+
+
+def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool) -> int:
+    """Restore the optimizer and RNG state after accelerate prepared them; returns the iterations done.
+
+    Every process reads the file memory-mapped (no copy per process); under FSDP each keeps its shard."""
+    state = torch.load(Path(folder) / "training_state.pt", weights_only=False, mmap=True)
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, getattr(optimizer, "optimizer", optimizer), state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
     return int(state["iteration"])

@@ -24,15 +24,17 @@ from engine.rewards import build_reward
 from engine.rollout import integrate_ode
 from engine.sampling import sigma_grid
 
-_models: dict[str, object] = {}  # model name -> loaded model (with its adapters)
+_models: dict[str, object] = {}  # model config -> loaded model (with its adapters)
 _rewards: dict[str, object] = {}
 
 
-def _model(name: str):
-    if name not in _models:
-        model = build_model(ModelConfig(name))
-        _models[name] = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-    return _models[name]
+def _model(config: dict):
+    """The model a run trained (its config's `model` section), loaded once per process."""
+    key = repr(sorted(config.items()))
+    if key not in _models:
+        model = build_model(ModelConfig(**config))
+        _models[key] = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+    return _models[key]
 
 
 def _activate(model, adapter: str | None) -> None:
@@ -53,22 +55,28 @@ def _activate(model, adapter: str | None) -> None:
 
 
 @torch.no_grad()
-def sample(model, prompts: list[str], seeds: list[int], steps: int, shift: float, micro_batch: int = 64) -> torch.Tensor:
-    """ODE samples [len(prompts) * len(seeds), 3, H, W] in [0, 1], prompt-major; noise from the seed only."""
+def sample_from_noise(model, prompts: list[str], noise: torch.Tensor, steps: int, shift: float,
+                      micro_batch: int = 64) -> torch.Tensor:
+    """ODE samples [len(prompts), 3, H, W] in [0, 1] of prompts[i] from noise[i]."""
     device = next(model.transformer.parameters()).device
     cond = {k: v.to(device) for k, v in model.encode_prompts(prompts).items()}
-    rows = torch.arange(len(prompts), device=device).repeat_interleave(len(seeds))
-    noise = torch.stack([torch.randn(model.latent_shape, generator=torch.Generator().manual_seed(seed))
-                         for _ in prompts for seed in seeds]).to(device)
-    x = integrate_ode(VelocityRunner(model, micro_batch), noise, cond, rows, sigma_grid(steps, shift).float(),
-                      [list(range(steps + 1))] * len(rows))
+    rows = torch.arange(len(prompts), device=device)
+    x = integrate_ode(VelocityRunner(model, micro_batch), noise.to(device), cond, rows,
+                      sigma_grid(steps, shift).float(), [list(range(steps + 1))] * len(rows))
     return model.decode(x).float().cpu()
+
+
+def sample(model, prompts: list[str], seeds: list[int], steps: int, shift: float, micro_batch: int = 64) -> torch.Tensor:
+    """ODE samples [len(prompts) * len(seeds), 3, H, W] in [0, 1], prompt-major; noise from the seed only."""
+    noise = torch.stack([torch.randn(model.latent_shape, generator=torch.Generator().manual_seed(seed))
+                         for _ in prompts for seed in seeds])
+    return sample_from_noise(model, [p for p in prompts for _ in seeds], noise, steps, shift, micro_batch)
 
 
 def generate(model: dict, adapters: list[str | None], prompts: list[str], seeds: list[int],
              rewards: list[str], steps: int = 16, shift: float = 3.0) -> list[dict]:
     """One row per (adapter, prompt, seed): {adapter, prompt, seed, image (uint8 HxWx3), scores}."""
-    flow = _model(model["name"])
+    flow = _model(model)
     for name in rewards:
         if name not in _rewards:
             _rewards[name] = build_reward(name)

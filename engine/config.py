@@ -25,6 +25,9 @@ ALGORITHM_DEFAULTS = {
 }
 
 
+MAX_CACHED_PROMPTS = 2000  # model.free_text_encoders keeps every prompt's embedding in memory
+
+
 class ConfigError(ValueError):
     """An invalid configuration; the message lists every problem found, `problems` one each
     ("algorithm.granularities: Lambda must not be empty"), so a form can show each at its field."""
@@ -46,7 +49,14 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "builtin"  # the pretrained small model; "tiny-flux" has random weights (tests)
+    name: str = "builtin"  # builtin | tiny-flux (random weights, tests) | flux | sd3
+    path: str | None = None  # flux/sd3: hub id or local pipeline folder (None: the adapter's default)
+    resolution: int | None = None  # flux/sd3: image side in pixels (None: 720 FLUX, 512 SD3)
+    guidance: float | None = None  # FLUX: distilled guidance (3.5); SD3: CFG scale (4.5; 1 = no CFG)
+    dtype: str = "auto"  # frozen weights: auto = bfloat16 on a GPU, float32 on the CPU
+    gradient_checkpointing: bool = False  # trade compute for activation memory
+    max_sequence_length: int = 512  # T5 tokens per prompt (flux/sd3)
+    free_text_encoders: bool = False  # encode every prompt once at start, then free the text encoders
 
 
 @dataclass
@@ -102,6 +112,7 @@ class TrainConfig:
 class RewardConfig:
     name: str
     weight: float = 1.0
+    model: str | None = None  # real reward models: hub id or local path (None: the published weights)
 
 
 @dataclass
@@ -112,9 +123,11 @@ class Config:
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     rewards: list[RewardConfig] = field(default_factory=lambda: [RewardConfig("preference")])
-    prompts: list[str] | None = None  # None: the shapes world's training prompts
+    prompts: list[str] | None = None  # None: prompts_file, else the shapes world's training prompts
+    prompts_file: str | None = None  # training prompts, one per line (e.g. HPDv2's train prompts)
     sample_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS))
-    eval_prompts: list[str] | None = None  # None: the shapes world's held-out prompts
+    eval_prompts: list[str] | None = None  # None: eval_prompts_file, else the shapes world's held-out prompts
+    eval_prompts_file: str | None = None  # held-out prompts, one per line (e.g. HPDv2's 400 test prompts)
     eval_rewards: list[str] = field(default_factory=list)  # scored at evaluation besides the training rewards
 
     def to_dict(self) -> dict:
@@ -123,6 +136,8 @@ class Config:
     def training_prompts(self) -> list[str]:
         if self.prompts is not None:
             return self.prompts
+        if self.prompts_file is not None:
+            return read_prompts(self.prompts_file)
         from engine.world import train_prompts
 
         return train_prompts()
@@ -130,6 +145,8 @@ class Config:
     def evaluation_prompts(self) -> list[str]:
         if self.eval_prompts is not None:
             return self.eval_prompts
+        if self.eval_prompts_file is not None:
+            return read_prompts(self.eval_prompts_file)
         from engine.world import eval_prompts
 
         return eval_prompts()
@@ -137,6 +154,12 @@ class Config:
     def evaluation_rewards(self) -> list[str]:
         """The training rewards, then the extra evaluation rewards (each once)."""
         return list(dict.fromkeys([r.name for r in self.rewards] + list(self.eval_rewards)))
+
+
+def read_prompts(path: str | Path) -> list[str]:
+    """One prompt per line; blank lines and lines starting with # are skipped."""
+    lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 # Two training prompts and two held-out ones, sampled from fixed noise as the run goes.
@@ -225,7 +248,13 @@ def load_config(path: str | Path | dict | None = None, overrides: list[str] = ()
 
 
 def config_from_dict(data: dict) -> Config:
-    return validate(resolve(_from_dict(Config, data, "")))
+    return validate(parse_config(data))
+
+
+def parse_config(data: dict) -> Config:
+    """Typed and with defaults resolved, but not validated: for showing a config (a preset whose
+    model is not downloaded yet still fills the form; submitting it validates)."""
+    return resolve(_from_dict(Config, copy.deepcopy(data), ""))
 
 
 def resolve(cfg: Config) -> Config:
@@ -241,8 +270,8 @@ def resolve(cfg: Config) -> Config:
 
 
 def validate(cfg: Config) -> Config:
-    from engine.models import check_model_prompts, model_names
-    from engine.rewards import reward_names
+    from engine.models import check_model_prompts, model_names, model_problems
+    from engine.rewards.base import reward_problems
 
     errors: list[str] = []
 
@@ -251,7 +280,7 @@ def validate(cfg: Config) -> Config:
             errors.append(message)
 
     a, t, s, lora = cfg.algorithm, cfg.train, cfg.sampling, cfg.lora
-    need(cfg.model.name in model_names(), f"model.name: unknown model {cfg.model.name!r}; known: {', '.join(model_names())}")
+    errors.extend(model_problems(cfg.model))
     need(a.name in ALGORITHMS, f"algorithm.name: unknown algorithm {a.name!r}; known: {', '.join(ALGORITHMS)}")
     need(s.steps >= 2, f"sampling.steps: need at least 2 steps, got {s.steps}")
     need(s.shift > 0, f"sampling.shift: must be > 0, got {s.shift}")
@@ -273,7 +302,8 @@ def validate(cfg: Config) -> Config:
         bad = [g for g in a.granularities if g < 1]
         need(not bad, f"algorithm.granularities: every granularity must be >= 1, got {bad}")
     need(0 < a.train_fraction <= 1, f"algorithm.train_fraction: must be in (0, 1], got {a.train_fraction}")
-    need(1 <= a.window_size <= s.steps - 1, f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
+    need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
+         f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
     need(a.window_shift_every >= 1, f"algorithm.window_shift_every: must be >= 1, got {a.window_shift_every}")
     need(lora.rank >= 1, f"lora.rank: must be >= 1, got {lora.rank}")
     need(lora.alpha > 0, f"lora.alpha: must be > 0, got {lora.alpha}")
@@ -291,20 +321,40 @@ def validate(cfg: Config) -> Config:
     need(t.eval_every >= 0, f"train.eval_every: must be >= 0 (0: no evaluation), got {t.eval_every}")
     need(len(cfg.rewards) > 0, "rewards: at least one reward model is needed")
     for i, r in enumerate(cfg.rewards):
-        need(r.name in reward_names(), f"rewards[{i}].name: unknown reward {r.name!r}; known: {', '.join(reward_names())}")
+        errors.extend(f"rewards[{i}].name: {problem}" for problem in reward_problems(r.name, r.model))
         need(r.weight > 0, f"rewards[{i}].weight: must be > 0, got {r.weight}")
+    trained = {r.name for r in cfg.rewards}  # evaluation reuses these, with their own weights
     for i, name in enumerate(cfg.eval_rewards):
-        need(name in reward_names(), f"eval_rewards[{i}]: unknown reward {name!r}; known: {', '.join(reward_names())}")
+        if name not in trained:
+            errors.extend(f"eval_rewards[{i}]: {problem}" for problem in reward_problems(name))
     need(cfg.prompts is None or len(cfg.prompts) > 0, "prompts: at least one training prompt is needed")
+    need(cfg.prompts is None or cfg.prompts_file is None, "prompts_file: give prompts or prompts_file, not both")
+    need(cfg.eval_prompts is None or cfg.eval_prompts_file is None,
+         "eval_prompts_file: give eval_prompts or eval_prompts_file, not both")
+    file_prompts = {}  # prompts read from files, checked by the model below like inline ones
+    for key in ("prompts_file", "eval_prompts_file"):
+        path = getattr(cfg, key)
+        if path is not None:
+            try:
+                file_prompts[key] = read_prompts(path)
+                need(len(file_prompts[key]) > 0, f"{key}: {path} holds no prompt")
+            except (OSError, UnicodeDecodeError) as err:
+                errors.append(f"{key}: cannot read {path}: {err}")
     need(cfg.eval_prompts is None or len(cfg.eval_prompts) > 0, "eval_prompts: at least one prompt is needed (or leave it out)")
     need(len(cfg.sample_prompts) > 0, "sample_prompts: at least one prompt is needed")
     if cfg.model.name in model_names():
-        for key in ("prompts", "sample_prompts", "eval_prompts"):
-            for i, prompt in enumerate(getattr(cfg, key) or []):
+        sources = {key: getattr(cfg, key) for key in ("prompts", "sample_prompts", "eval_prompts")}
+        for key, prompts in {**sources, **file_prompts}.items():
+            for i, prompt in enumerate(prompts or []):
                 try:
                     check_model_prompts(cfg.model, [prompt])
                 except ValueError as err:
-                    errors.append(f"{key}[{i}]: {err}")
+                    where = f"{key}: line {i + 1}" if key in file_prompts else f"{key}[{i}]"
+                    errors.append(f"{where}: {err}")
+    if cfg.model.free_text_encoders and not errors:
+        count = len(cfg.training_prompts())
+        need(count <= MAX_CACHED_PROMPTS, f"model.free_text_encoders: {count:,} training prompts would be cached "
+             f"(up to 4 MB each with T5 at 512 tokens); at most {MAX_CACHED_PROMPTS:,}, or keep the encoders")
     if errors:
         raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors), errors)
     return cfg

@@ -5,10 +5,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from engine.models.base import Cond, VelocityRunner
 from engine.sampling import ode_step, sde_step
+
+
+def seeded_generator(*keys: int) -> torch.Generator:
+    """A CPU generator determined by its integer keys alone: resuming at iteration n draws exactly
+    the noise the uninterrupted run drew there, with no RNG state to carry. SeedSequence pads keys
+    with zeros, so two key lists must differ in more than trailing zeros (callers tag their streams)."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1)[0]))
+
+
+# Stream tags: each kind of draw of an iteration has its own generator.
+PROMPT_STREAM, SHARED_STREAM, GROUP_STREAM = 1, 2, 3
+
+
+@dataclass
+class RolloutNoise:
+    """Where a rollout's random draws come from, independent of how prompts are split over processes.
+
+    `groups` holds one generator per prompt group, seeded by (seed, iteration, global prompt index):
+    all of a group's noise comes from it, so a group draws the same noise whichever process or
+    batch it is in. `shared` is seeded by (seed, iteration) only, for choices every process must
+    make alike (DanceGRPO's trained steps).
+    """
+
+    groups: list[torch.Generator]
+    shared: torch.Generator
+
+    @classmethod
+    def seeded(cls, seed: int, iteration: int, first: int, count: int) -> "RolloutNoise":
+        """The noise of global prompts first .. first + count - 1 at this iteration."""
+        return cls([seeded_generator(seed, iteration, GROUP_STREAM, first + i) for i in range(count)],
+                   seeded_generator(seed, iteration, SHARED_STREAM))
+
+    @property
+    def prompts(self) -> int:
+        return len(self.groups)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        """One standard normal draw of `shape` per group, stacked: [groups, *shape] on the CPU."""
+        return torch.stack([torch.randn(shape, generator=g) for g in self.groups])
 
 
 @dataclass
@@ -60,9 +100,9 @@ def integrate_ode(runner: VelocityRunner, x: torch.Tensor, cond: Cond, cond_idx:
         wave += 1
 
 
-def sample_trajectories(runner: VelocityRunner, cond: Cond, prompts: int, group: int, grid: torch.Tensor,
+def sample_trajectories(runner: VelocityRunner, cond: Cond, group: int, grid: torch.Tensor,
                         sigmas: torch.Tensor, stochastic: list[bool], shared_noise: bool,
-                        generator: torch.Generator, device) -> tuple[torch.Tensor, list[Transition]]:
+                        noise: RolloutNoise, device) -> tuple[torch.Tensor, list[Transition]]:
     """G trajectories per prompt, SDE at the steps marked `stochastic`, ODE elsewhere.
 
     With `shared_noise` the G members of a prompt start from one draw and stay one row until the
@@ -70,10 +110,9 @@ def sample_trajectories(runner: VelocityRunner, cond: Cond, prompts: int, group:
     Returns the final latents [prompts * group, ...] (rows ordered prompt-major) and one
     Transition per stochastic step.
     """
-    shape = runner.model.latent_shape
+    shape, prompts = runner.model.latent_shape, noise.prompts
     members = torch.arange(prompts, device=device).repeat_interleave(group)
-    rows = prompts if shared_noise else prompts * group
-    x = torch.randn((rows, *shape), generator=generator).to(device)
+    x = noise.randn(1 if shared_noise else group, *shape).flatten(0, 1).to(device)
     cond_idx = torch.arange(prompts, device=device) if shared_noise else members
     shared = shared_noise  # one row per prompt until the first stochastic step
     transitions = []
@@ -84,8 +123,8 @@ def sample_trajectories(runner: VelocityRunner, cond: Cond, prompts: int, group:
             x = ode_step(x, v, s, s_next)
             continue
         member_state = members if shared else torch.arange(x.shape[0], device=device)
-        noise = torch.randn((len(member_state), *shape), generator=generator).to(device)
-        x_next, logp, _ = sde_step(x[member_state], v[member_state], s, s_next, sigmas[j].to(x), noise)
+        eps = noise.randn(group, *shape).flatten(0, 1).to(device)  # rows prompt-major, like members
+        x_next, logp, _ = sde_step(x[member_state], v[member_state], s, s_next, sigmas[j].to(x), eps)
         transitions.append(Transition(j, x, cond_idx, member_state, x_next, logp))
         x, cond_idx, shared = x_next, members, False
     if shared:  # no stochastic step at all: the members are copies

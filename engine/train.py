@@ -2,6 +2,10 @@
 
     python -m engine.train --config configs/g2rpo.yaml --out runs/my-run [--set key=value ...]
     python -m engine.train --out runs/my-run --resume          # continue from the last checkpoint
+    accelerate launch --config_file configs/accelerate/ddp.yaml -m engine.train --config ... --out ...
+
+Under `accelerate launch` each process trains train.prompts_per_iteration prompts of the global batch;
+the result is that of one process with prompts_per_iteration x num_processes prompts.
 
 The config is validated before any work starts: a bad one prints every problem, exits with code 2
 and writes nothing.
@@ -45,16 +49,17 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from accelerate import PartialState
-
     from engine.trainer import Trainer  # heavy imports only once the config is known to be good
 
-    if PartialState().is_main_process:  # under `accelerate launch` every process runs this
+    # Under `accelerate launch` every process runs this. The Trainer's Accelerator is the first
+    # accelerate state made: one made earlier would miss the launcher's CPU setting.
+    trainer = Trainer(cfg, out, resume=args.resume)
+    if trainer.is_main:
         out.mkdir(parents=True, exist_ok=True)
         saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    trainer = Trainer(cfg, out, resume=args.resume)
     trainer.run(progress=not args.no_progress)
-    print(f"done: {cfg.train.iterations} iterations; records in {out / 'records.jsonl'}")
+    if trainer.is_main:
+        print(f"done: {cfg.train.iterations} iterations; records in {out / 'records.jsonl'}")
     return 0
 
 

@@ -2,33 +2,37 @@
 
 Runs on `accelerate` (device, mixed precision, multi-process data parallel where each process
 owns whole groups), with LoRA through `peft` or full fine-tuning, AdamW and grad-norm clipping.
+
+Data parallel gives the result of one process with the whole global batch: the batch's prompts are
+drawn from (seed, iteration) alone and each process takes a contiguous slice; every group's noise
+comes from its own generator keyed by its global index; whatever spans groups (Flow-GRPO's global
+std, the records) is gathered; each process backprops the mean over its members and DDP averages
+the gradients, which is the global mean since every process holds the same number of members.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from engine.algorithms import build_algorithm
-from engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from engine.checkpoint import (checkpoint_dir, latest_checkpoint, load_training_state, load_weights, optimizer_state,
+                               save_checkpoint)
 from engine.config import Config
 from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.records import JsonlSink, RecordSink, save_images
 from engine.rewards import build_reward
-from engine.rollout import integrate_ode
+from engine.rollout import PROMPT_STREAM, RolloutNoise, integrate_ode, seeded_generator
 from engine.update import policy_loss_backward
-
-
-def seeded_generator(*keys: int) -> torch.Generator:
-    """A CPU generator determined by (seed, iteration, process, ...): resuming at iteration n
-    draws exactly the noise the uninterrupted run drew there, with no RNG state to carry."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1)[0]))
 
 
 class Trainer:
@@ -37,9 +41,16 @@ class Trainer:
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.accelerator = accelerator or Accelerator(mixed_precision=cfg.train.mixed_precision)
         device = self.accelerator.device
+        launched = os.environ.get("ACCELERATE_MIXED_PRECISION")  # `accelerate launch` sets it
+        if launched and launched != self.accelerator.mixed_precision and self.accelerator.is_main_process:
+            warnings.warn(f"the launcher asked for mixed precision {launched!r}, the config's train.mixed_precision "
+                          f"{self.accelerator.mixed_precision!r} is used: set it with --set train.mixed_precision=...")
+        self.sharded = self.accelerator.distributed_type == DistributedType.FSDP
+        if self.sharded and cfg.lora.enabled:
+            raise ValueError("FSDP is for full fine-tuning (lora.enabled=false); train a LoRA with DDP")
         torch.manual_seed(cfg.train.seed)  # LoRA initialisation
 
-        self.model = build_model(cfg.model).to(device)
+        self.model = build_model(cfg.model, full_finetune=not cfg.lora.enabled).to(device)
         transformer = self.model.transformer
         if cfg.lora.enabled:
             from peft import LoraConfig
@@ -47,27 +58,39 @@ class Trainer:
             transformer.requires_grad_(False)
             transformer.add_adapter(LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, init_lora_weights=True,
                                                target_modules=cfg.lora.target_modules or self.model.lora_target_modules))
+            for p in transformer.parameters():  # LoRA weights train in float32 over a bf16 base
+                if p.requires_grad:
+                    p.data = p.data.float()
         else:
             transformer.requires_grad_(True)
-        self.params = [p for p in transformer.parameters() if p.requires_grad]
+        folder = latest_checkpoint(self.out_dir) if resume else None
+        if folder is not None:  # into the plain module, before a wrapper (FSDP) shards it
+            load_weights(folder, transformer, cfg.lora.enabled)
+        # Full checkpoints are diffusers model folders; FSDP renames the class, so keep its config now.
+        self.transformer_config = None if cfg.lora.enabled else transformer.to_json_string()
         t = cfg.train
-        optimizer = torch.optim.AdamW(self.params, lr=t.learning_rate, betas=tuple(t.betas), weight_decay=t.weight_decay)
-        wrapped, self.optimizer = self.accelerator.prepare(transformer, optimizer)
-        self.model.use_wrapped_transformer(wrapped)
+        optimizer = torch.optim.AdamW([p for p in transformer.parameters() if p.requires_grad], lr=t.learning_rate,
+                                      betas=tuple(t.betas), weight_decay=t.weight_decay)
+        self.wrapped, self.optimizer = self.accelerator.prepare(transformer, optimizer)
+        self.model.use_wrapped_transformer(self.wrapped)
+        # Taken after prepare: FSDP replaces the parameters, and clips only the wrapper's own.
+        self.params = [p for p in self.wrapped.parameters() if p.requires_grad]
 
         self.algorithm = build_algorithm(cfg)
-        self.rewards = [build_reward(r.name) for r in cfg.rewards]
+        self.rewards = [build_reward(r.name, r.model) for r in cfg.rewards]
         self.reward_weights = torch.tensor([r.weight for r in cfg.rewards])
         self.prompt_pool = cfg.training_prompts()
         if t.eval_every:
             self.eval_prompts = cfg.evaluation_prompts()
             self.eval_rewards = [next((r for r in self.rewards if r.name == name), None) or build_reward(name)
                                  for name in cfg.evaluation_rewards()]
+        if cfg.model.free_text_encoders:  # every prompt the run needs, encoded once; then the encoders go
+            self.model.free_text_encoders([*self.prompt_pool, *cfg.sample_prompts, *getattr(self, "eval_prompts", [])])
         self.runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
 
         self.start_iteration = 0
-        if resume and (folder := latest_checkpoint(self.out_dir)) is not None:
-            self.start_iteration = load_checkpoint(folder, self.model, self.optimizer)
+        if folder is not None:
+            self.start_iteration = load_training_state(folder, self.wrapped, self.optimizer, self.sharded)
         self.is_main = self.accelerator.is_main_process
         if sink is None and self.is_main:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
@@ -96,35 +119,65 @@ class Trainer:
         return self.model.decode(x)
 
     def evaluate(self, trained: int) -> dict:
-        """Every evaluation reward's mean on the eval prompts, one fixed noise per prompt."""
+        """Every evaluation reward's mean on the eval prompts, one fixed noise per prompt.
+
+        Like `save_samples`, every process runs it (a sharded model's forward is collective)."""
         images = self.sample(self.eval_prompts, seed_key=1)
         scores = {r.name: r(images, self.eval_prompts).mean().item() for r in self.eval_rewards}
         return {"trained": trained, "prompts": "eval", "seeds": 1, "scores": scores}
 
     def save_samples(self, done: int) -> list[str]:
+        """Every process samples; the main one writes the images."""
         images = self.sample(self.cfg.sample_prompts)
+        folder = Path("samples") / f"iter_{done:06d}"
         names = [f"{i:02d}.png" for i in range(len(images))]
-        paths = save_images(images, self.out_dir / "samples" / f"iter_{done:06d}", names)
-        return [str(p.relative_to(self.out_dir)) for p in paths]
+        if self.is_main:
+            save_images(images, self.out_dir / folder, names)
+        return [str(folder / name) for name in names]
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """t of every process concatenated along dim 0 in process order: the global batch's."""
+        if self.accelerator.num_processes == 1:
+            return t
+        return self.accelerator.gather(t.contiguous().to(self.accelerator.device)).to(t.device)
+
+    def save_checkpoint(self, done: int) -> Path:
+        """Every process takes part (under FSDP gathering the full weights and optimizer state is
+        collective), the main process writes, and nobody goes on before the checkpoint is complete."""
+        acc = self.accelerator
+        if self.cfg.lora.enabled:  # only the adapter: no need to gather the whole model
+            named = acc.unwrap_model(self.wrapped).named_parameters()
+            weights = {n: p.detach().cpu() for n, p in named if p.requires_grad}
+        else:
+            weights = acc.get_state_dict(self.wrapped)  # full (unsharded) on the main process
+        optimizer = optimizer_state(self.wrapped, self.optimizer, self.sharded)
+        if self.is_main:
+            save_checkpoint(self.out_dir, done, self.model, weights, optimizer, self.cfg.to_dict(),
+                            self.transformer_config)
+        acc.wait_for_everyone()
+        return checkpoint_dir(self.out_dir, done)
 
     # ------------------------------------------------------------------ one iteration
 
     def iteration(self, it: int) -> dict:
         cfg, acc, runner = self.cfg, self.accelerator, self.runner
         base = {}  # the base model's samples and scores, before the first update changes it
-        if self.is_main and it == 0 and self.start_iteration == 0:
+        if it == 0 and self.start_iteration == 0:
             base["base_samples"] = self.save_samples(0)
             if cfg.train.eval_every:
                 base["base_evaluation"] = self.evaluate(0)
         start = time.perf_counter()
         runner.reset_counters()
-        generator = seeded_generator(cfg.train.seed, it, acc.process_index)
-        P, pool = cfg.train.prompts_per_iteration, self.prompt_pool
-        prompts = [pool[i] for i in torch.randint(len(pool), (P,), generator=generator).tolist()]
+        # The global batch, drawn alike on every process; this process owns prompts first .. first + P - 1.
+        P, pool, seed = cfg.train.prompts_per_iteration, self.prompt_pool, cfg.train.seed
+        batch = [pool[i] for i in torch.randint(len(pool), (P * acc.num_processes,),
+                                                generator=seeded_generator(seed, it, PROMPT_STREAM)).tolist()]
+        first = P * acc.process_index
+        prompts = batch[first:first + P]
         cond = {k: v.to(acc.device) for k, v in self.model.encode_prompts(prompts).items()}
 
         with torch.no_grad():
-            rollout = self.algorithm.rollout(runner, cond, P, generator, it)
+            rollout = self.algorithm.rollout(runner, cond, RolloutNoise.seeded(seed, it, first, P), it)
         rollout_evals, rollout_model_s = runner.evaluations, runner.seconds
         t_rollout = time.perf_counter()
 
@@ -132,28 +185,28 @@ class Trainer:
         rewards = torch.stack([reward(rollout.images, image_prompts) for reward in self.rewards])
         t_reward = time.perf_counter()
 
-        record = {"iteration": it, "prompts": prompts, **base}
-        record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights))
+        # The record describes the global batch: its prompts, and statistics over every process.
+        record = {"iteration": it, "prompts": batch, **base}
+        record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights, self.gather))
         record.update(self.update(rollout.transitions, cond))
         t_train = time.perf_counter()
 
         # Reward statistics on the finest granularity (the only one for the baselines).
-        finest = rewards.reshape(len(rewards), rollout.groups[0], -1)[:, 0]
-        finest = acc.gather(finest.T.contiguous().to(acc.device)).T.cpu()
+        lambdas = rollout.info.get("granularities", [1])
+        finest = rewards.reshape(len(rewards), len(lambdas), -1)[:, lambdas.index(min(lambdas))]
+        finest = self.gather(finest.T).T
         record["reward"] = {r.name: {"mean": finest[m].mean().item(), "std": finest[m].std().item()}
                             for m, r in enumerate(self.rewards)}
         record["trained_steps"] = [t.step for t in rollout.transitions]
-        record["model_evaluations"] = {"rollout": rollout_evals, "train": runner.evaluations - rollout_evals}
+        evals = self.gather(torch.tensor([[rollout_evals, runner.evaluations - rollout_evals]])).sum(0).tolist()
+        record["model_evaluations"] = {"rollout": evals[0], "train": evals[1]}
         done = it + 1
-        if self.is_main and (done % cfg.train.sample_every == 0 or done == cfg.train.iterations):
+        if done % cfg.train.sample_every == 0 or done == cfg.train.iterations:
             record["samples"] = self.save_samples(done)
-        if self.is_main and cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
+        if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
             record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
-            acc.wait_for_everyone()
-            if self.is_main:
-                folder = save_checkpoint(self.out_dir, done, self.model, cfg.lora.enabled, self.optimizer, cfg.to_dict())
-                record["checkpoint"] = str(folder.relative_to(self.out_dir))
+            record["checkpoint"] = str(self.save_checkpoint(done).relative_to(self.out_dir))
         end = time.perf_counter()
         record["time"] = {"rollout": t_rollout - start, "reward": t_reward - t_rollout, "train": t_train - t_reward,
                           "model_calls": runner.seconds, "rollout_model_calls": rollout_model_s, "total": end - start}
@@ -181,9 +234,20 @@ class Trainer:
         out["ratio_max"] = max(s["ratio_max"] for s in stats)
         # Before any optimizer step the policy is the rollout policy: this must be exactly 0.
         out["onpolicy_ratio_error"] = max(abs(stats[0]["ratio_min"] - 1), abs(stats[0]["ratio_max"] - 1))
-        out["grad_norm"] = float(np.mean(grad_norms))
+        out["grad_norm"] = float(np.mean(grad_norms))  # of the averaged gradient: alike on every process
         out["grad_norm_max"] = float(np.max(grad_norms))
-        return out
+        return self.reduce_stats(out)
+
+    def reduce_stats(self, out: dict) -> dict:
+        """Per-process statistics over the global batch: extremes of the extremes, means of the means
+        (every process holds the same number of members, so that is the global mean)."""
+        if self.accelerator.num_processes == 1:
+            return out
+        keys = list(out)
+        values = self.gather(torch.tensor([[out[k] for k in keys]], dtype=torch.float64))  # [processes, keys]
+        reduce = {"ratio_min": torch.min, "ratio_max": torch.max, "onpolicy_ratio_error": torch.max,
+                  "grad_norm_max": torch.max}
+        return {k: float(reduce.get(k, torch.mean)(values[:, i])) for i, k in enumerate(keys)}
 
     # ------------------------------------------------------------------ the run
 

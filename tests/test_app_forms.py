@@ -5,11 +5,27 @@ from app import forms
 from engine.config import load_config
 
 
-@pytest.mark.parametrize("preset", list(forms.PRESETS))
+BUILT_IN = [label for label in forms.PRESETS if "built-in" in label]
+
+
+@pytest.mark.parametrize("preset", BUILT_IN)
 def test_an_untouched_preset_submits_exactly_its_config_file(preset):
     config, errors = forms.check(preset, forms.preset_values(preset))
     assert errors == {}
     assert config == load_config(forms.CONFIGS / forms.PRESETS[preset]).to_dict()
+
+
+def test_the_flux_preset_fills_the_form_and_names_what_to_download(monkeypatch):
+    """Its weights are not here: the form still fills, and submitting says what is missing, where."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    preset = next(label for label in forms.PRESETS if "FLUX" in label)
+    values = forms.preset_values(preset)
+    assert values["model"] == "flux" and values["resolution"] == 720 and values["rewards"] == "hps=1, clip_score=1"
+    config, errors = forms.check(preset, values)
+    assert config is None
+    assert "hf download black-forest-labs/FLUX.1-dev" in errors["model_path"]
+    assert "hps" in errors["rewards"] and "clip_score" in errors["rewards"]
+    assert "prompts/hpdv2_train.txt" in errors[""]
 
 
 def test_edited_fields_reach_the_config():
@@ -20,7 +36,8 @@ def test_edited_fields_reach_the_config():
     assert errors == {}
     assert config["algorithm"]["branch_steps"] == [0, 2, 4] and config["algorithm"]["granularities"] == [1, 3]
     assert config["train"]["learning_rate"] == 1e-3
-    assert config["rewards"] == [{"name": "preference", "weight": 1.0}, {"name": "adherence", "weight": 0.5}]
+    assert config["rewards"] == [{"name": "preference", "weight": 1.0, "model": None},
+                                 {"name": "adherence", "weight": 0.5, "model": None}]
     assert config["prompts"] == ["a red circle on a black background"]
 
 
@@ -32,7 +49,7 @@ def test_edited_fields_reach_the_config():
     ("learning_rate", None, "a number is needed"),
     ("group_size", 2.5, "a whole number"),
     ("rewards", "preference=heavy", "name=weight"),
-    ("rewards", "hps=1", "unknown reward 'hps'"),
+    ("rewards", "hpsv3=1", "unknown reward 'hpsv3'"),
     ("prompts", "a red zebra", "unknown word(s) 'zebra'"),
     ("prompts", "x" * 10_000, "10,000 characters"),
     ("sample_prompts", "  \n ", "at least one prompt"),

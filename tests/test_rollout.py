@@ -4,6 +4,7 @@ import torch
 from engine.algorithms import build_algorithm
 from engine.models import build_model
 from engine.models.base import VelocityRunner
+from engine.rollout import RolloutNoise
 from engine.sampling import completion_schedule
 
 
@@ -11,7 +12,7 @@ def rollout(cfg, micro_batch, prompts=2, seed=0, iteration=0):
     model = build_model(cfg.model)
     runner = VelocityRunner(model, micro_batch)
     cond = model.encode_prompts(cfg.training_prompts()[:prompts])
-    out = build_algorithm(cfg).rollout(runner, cond, prompts, torch.Generator().manual_seed(seed), iteration)
+    out = build_algorithm(cfg).rollout(runner, cond, RolloutNoise.seeded(seed, iteration, 0, prompts), iteration)
     return out, runner
 
 

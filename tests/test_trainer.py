@@ -106,13 +106,25 @@ def test_kl_to_the_adapter_disabled_reference(small_config, tmp_path):
     assert records[1]["kl"] > 0.0
 
 
-def test_full_fine_tuning(small_config, tmp_path):
-    cfg = small_config("lora.enabled=false", "train.iterations=1", "train.learning_rate=1e-4")
-    trainer = Trainer(cfg, tmp_path)
+def test_full_fine_tuning_saves_a_diffusers_model_and_resumes_exactly(small_config, tmp_path):
+    from diffusers import FluxTransformer2DModel
+
+    cfg = small_config("lora.enabled=false", "train.iterations=2", "train.checkpoint_every=1",
+                       "train.learning_rate=1e-4")
+    trainer = Trainer(cfg, tmp_path / "straight")
     before = [p.detach().clone() for p in trainer.model.transformer.parameters()]
     trainer.run(progress=False)
-    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.transformer.parameters()))
-    assert (latest_checkpoint(tmp_path) / "transformer" / "config.json").exists()
+    trained = trainer.model.transformer.state_dict()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trained.values()))
+    folder = latest_checkpoint(tmp_path / "straight") / "transformer"
+    loaded = FluxTransformer2DModel.from_pretrained(folder).state_dict()  # stock diffusers loads it
+    assert all(torch.equal(loaded[k], v) for k, v in trained.items())
+
+    Trainer(cfg, tmp_path / "resumed").iteration(0)  # checkpoint after 1 iteration, then "dies"
+    resumed = Trainer(cfg, tmp_path / "resumed", resume=True)
+    assert resumed.start_iteration == 1
+    resumed.run(progress=False)
+    assert all(torch.equal(resumed.model.transformer.state_dict()[k], v) for k, v in trained.items())
 
 
 def test_g2rpo_raises_a_reward_a_lora_can_move(tmp_path, small_config):

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
 from engine.config import Config
 from engine.models.base import Cond, VelocityRunner
 from engine.objective import group_advantages, integrate_advantages
-from engine.rollout import Transition
+from engine.rollout import RolloutNoise, Transition
 from engine.sampling import noise_levels, sigma_grid
+
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def local(t: torch.Tensor) -> torch.Tensor:
+    """The gather of a single process: its own batch is the global batch."""
+    return t
 
 
 @dataclass
@@ -37,20 +46,23 @@ class Algorithm(ABC):
         self.steps = cfg.sampling.steps
 
     @abstractmethod
-    def rollout(self, runner: VelocityRunner, cond: Cond, prompts: int, generator: torch.Generator,
-                iteration: int) -> Rollout:
-        """Sample, with one batched model call per wave."""
+    def rollout(self, runner: VelocityRunner, cond: Cond, noise: RolloutNoise, iteration: int) -> Rollout:
+        """Sample noise.prompts groups (cond holds one row per prompt), one batched model call per wave."""
 
-    def advantages(self, rollout: Rollout, rewards: torch.Tensor, weights: torch.Tensor) -> dict:
+    def advantages(self, rollout: Rollout, rewards: torch.Tensor, weights: torch.Tensor,
+                   gather: Gather = local) -> dict:
         """Fill every transition's advantage from rewards [M, images]; return extra records.
 
-        The baselines' default: one terminal reward per trajectory, z-scored within each prompt's
-        group, summed over reward models, clamped, broadcast to every trained step.
+        `gather` concatenates a tensor along dim 0 over all processes (the global batch): anything
+        computed across groups must see every process's groups. The baselines' default: one
+        terminal reward per trajectory, z-scored within each prompt's group (or by the global
+        batch's std), summed over reward models, clamped, broadcast to every trained step.
         """
         per_reward = rewards.reshape(len(rewards), *rollout.groups)  # [M, 1, P, G]
         global_std = None
         if self.cfg.algorithm.global_std:
-            global_std = rewards.double().std(dim=1).reshape(-1, 1, 1, 1)
+            everyone = gather(rewards.double().T.contiguous())  # [all images, M]
+            global_std = everyone.std(dim=0).reshape(-1, 1, 1, 1)
         adv = group_advantages(per_reward, global_std)
         mixed = integrate_advantages(adv, weights, self.cfg.algorithm.adv_clamp).reshape(-1)
         for t in rollout.transitions:

@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import torch
 
-from engine.algorithms.base import Algorithm, Rollout
+from engine.algorithms.base import Algorithm, Rollout, local
 from engine.objective import group_advantages, integrate_advantages
 from engine.rollout import Transition, integrate_ode
 from engine.sampling import completion_schedule, ode_step, sde_step
 
 
 class G2RPO(Algorithm):
-    def rollout(self, runner, cond, prompts, generator, iteration):
-        a, G, T, grid = self.cfg.algorithm, self.group, self.steps, self.grid
+    def rollout(self, runner, cond, noise, iteration):
+        a, G, T, grid, prompts = self.cfg.algorithm, self.group, self.steps, self.grid, noise.prompts
         K, lambdas = sorted(a.branch_steps), a.granularities
         device = cond[next(iter(cond))].device
         prompt_rows = torch.arange(prompts, device=device)
 
         # 1. The anchor: a deterministic ODE up to the last branch step (later steps are unused).
-        x = torch.randn((prompts, *runner.model.latent_shape), generator=generator).to(device)
+        shape = runner.model.latent_shape
+        x = noise.randn(*shape).to(device)
         anchor_x, anchor_v = {}, {}
         for j in range(max(K) + 1):
             v = runner(x, grid[j].to(x), cond, prompt_rows)
@@ -41,8 +42,9 @@ class G2RPO(Algorithm):
         ks = torch.tensor([k for k, _ in branch_rows])
         xk = torch.stack([anchor_x[k] for k in K])[:, members].flatten(0, 1)
         vk = torch.stack([anchor_v[k] for k in K])[:, members].flatten(0, 1)
-        noise = torch.randn(xk.shape, generator=generator).to(device)
-        x_branch, logp, _ = sde_step(xk, vk, grid[ks].to(device), grid[ks + 1].to(device), self.sigmas[ks].to(device), noise)
+        eps = noise.randn(len(K), G, *shape).transpose(0, 1).flatten(0, 2).to(device)  # each group draws [K, G]
+        x_branch, logp, _ = sde_step(xk, vk, grid[ks].to(device), grid[ks + 1].to(device), self.sigmas[ks].to(device),
+                                     eps)
         row_prompt = members.repeat(len(K))
         transitions = [
             Transition(k, anchor_x[k], prompt_rows, members, x_branch[i * prompts * G:(i + 1) * prompts * G],
@@ -67,20 +69,20 @@ class G2RPO(Algorithm):
         return Rollout(images, row_prompt.repeat(L), (L, len(K), prompts, G), transitions,
                        info={"branch_steps": K, "granularities": list(lambdas)})
 
-    def advantages(self, rollout, rewards, weights):
+    def advantages(self, rollout, rewards, weights, gather=local):
         per_reward = rewards.reshape(len(rewards), *rollout.groups)  # [M, L, K, P, G]
-        adv = group_advantages(per_reward)
+        adv = group_advantages(per_reward)  # every group is whole on one process: nothing to gather
         mixed = integrate_advantages(adv, weights, self.cfg.algorithm.adv_clamp)  # [K, P, G]
         for i, t in enumerate(rollout.transitions):
             t.advantage = mixed[i].reshape(-1).to(t.x_next.device)
-        # What the UI draws: per prompt, every member's reward and advantage at every (k, lambda).
+        # What the UI draws: per prompt of the global batch, every member's reward and advantage at
+        # every (k, lambda): [M, P, K, L, G] and [P, K, G], gathered prompt-first, as nested lists.
         return {
             "g2rpo": {
                 "branch_steps": rollout.info["branch_steps"],
                 "granularities": rollout.info["granularities"],
-                # [M, P, K, L, G] and [P, K, G], as nested lists
-                "rewards": per_reward.permute(0, 3, 2, 1, 4).tolist(),
-                "advantages": adv.permute(0, 3, 2, 1, 4).tolist(),
-                "mixed_advantage": mixed.permute(1, 0, 2).tolist(),
+                "rewards": gather(per_reward.permute(3, 0, 2, 1, 4).contiguous()).transpose(0, 1).tolist(),
+                "advantages": gather(adv.permute(3, 0, 2, 1, 4).contiguous()).transpose(0, 1).tolist(),
+                "mixed_advantage": gather(mixed.permute(1, 0, 2).contiguous()).tolist(),
             }
         }

@@ -17,14 +17,15 @@ class SdeTrajectoryAlgorithm(Algorithm):
         return [j < self.steps - 1 for j in range(self.steps)]
 
     def trained_steps(self, sde_steps: list[int], iteration: int, generator: torch.Generator) -> list[int]:
+        """Which SDE steps to train; `generator` is the same on every process, so all train alike."""
         return sde_steps
 
-    def rollout(self, runner, cond, prompts, generator, iteration):
-        device = cond[next(iter(cond))].device
+    def rollout(self, runner, cond, noise, iteration):
+        device, prompts = cond[next(iter(cond))].device, noise.prompts
         stochastic = self.stochastic_steps(iteration)
-        x, transitions = sample_trajectories(runner, cond, prompts, self.group, self.grid, self.sigmas, stochastic,
-                                             self.cfg.algorithm.shared_noise, generator, device)
-        trained = set(self.trained_steps([t.step for t in transitions], iteration, generator))
+        x, transitions = sample_trajectories(runner, cond, self.group, self.grid, self.sigmas, stochastic,
+                                             self.cfg.algorithm.shared_noise, noise, device)
+        trained = set(self.trained_steps([t.step for t in transitions], iteration, noise.shared))
         prompt_idx = torch.arange(prompts, device=device).repeat_interleave(self.group)
         return Rollout(runner.model.decode(x), prompt_idx, (1, prompts, self.group),
                        [t for t in transitions if t.step in trained], info={"trained_steps": sorted(trained)})

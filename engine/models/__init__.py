@@ -2,6 +2,10 @@
 
 - `builtin`: the pretrained small text-to-image model of the shapes world (32x32, ships with the code).
 - `tiny-flux`: the same architecture at 16x16 with seeded random weights, for fast engine tests.
+- `flux`: FLUX.1-dev / FLUX.1-schnell through diffusers (hub id or local folder in model.path).
+- `sd3`: Stable Diffusion 3.5 Medium / Large through diffusers.
+
+Validation (`model_problems`, `check_model_prompts`) runs in the torch-free UI process.
 """
 from __future__ import annotations
 
@@ -10,9 +14,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # validation (below) runs in the torch-free UI process; only build_model needs torch
     from engine.models.base import FlowModel
 
+SMALL_MODELS = ("builtin", "tiny-flux")
+PIPELINE_MODELS = {"flux": "engine.models.flux:Flux", "sd3": "engine.models.sd3:SD3"}
+DEFAULT_PATHS = {"flux": "black-forest-labs/FLUX.1-dev", "sd3": "stabilityai/stable-diffusion-3.5-medium"}
+
 
 def model_names() -> list[str]:
-    return ["builtin", "tiny-flux"]
+    return [*SMALL_MODELS, *PIPELINE_MODELS]
 
 
 def _spec(name: str):
@@ -21,8 +29,10 @@ def _spec(name: str):
     return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=16)
 
 
-def build_model(cfg) -> FlowModel:
-    """Build the adapter named by a ModelConfig."""
+def build_model(cfg, full_finetune: bool = False) -> FlowModel:
+    """Build the adapter named by a ModelConfig (`full_finetune`: keep the transformer in float32)."""
+    import importlib
+
     import torch
 
     if cfg.name == "builtin":
@@ -35,11 +45,45 @@ def build_model(cfg) -> FlowModel:
         with torch.random.fork_rng(devices=[]):  # the same random weights every time
             torch.manual_seed(0)
             return TinyFlux(_spec(cfg.name))
+    if cfg.name in PIPELINE_MODELS:
+        module, cls = PIPELINE_MODELS[cfg.name].split(":")
+        return getattr(importlib.import_module(module), cls)(cfg, full_finetune)
     raise ValueError(f"unknown model {cfg.name!r}; known: {', '.join(model_names())}")
+
+
+def model_problems(cfg) -> list[str]:
+    """What stops the model in ModelConfig `cfg` from loading, found without loading it."""
+    from engine.hub import check_source
+
+    if cfg.name not in model_names():
+        return [f"model.name: unknown model {cfg.name!r}; known: {', '.join(model_names())}"]
+    problems = []
+    if cfg.name in SMALL_MODELS:
+        for key in ("path", "resolution", "guidance"):
+            if getattr(cfg, key) is not None:
+                problems.append(f"model.{key}: the {cfg.name} model has a fixed {key}; leave it out")
+        if cfg.free_text_encoders or cfg.gradient_checkpointing:
+            problems.append(f"model: free_text_encoders and gradient_checkpointing are for flux and sd3, not {cfg.name}")
+        return problems
+    if cfg.resolution is not None and (cfg.resolution < 16 or cfg.resolution % 16):
+        problems.append(f"model.resolution: must be a multiple of 16 (VAE 8x, then 2x2 patches), got {cfg.resolution}")
+    if cfg.guidance is not None and cfg.guidance < 0:
+        problems.append(f"model.guidance: must be >= 0, got {cfg.guidance}")
+    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        problems.append(f"model.dtype: 'auto', 'float32', 'bfloat16' or 'float16', got {cfg.dtype!r}")
+    if not 1 <= cfg.max_sequence_length <= 512:
+        problems.append(f"model.max_sequence_length: 1..512 T5 tokens, got {cfg.max_sequence_length}")
+    problem = check_source(cfg.path or DEFAULT_PATHS[cfg.name], "model_index.json", "model.path")
+    return problems + ([problem] if problem else [])
 
 
 def check_model_prompts(cfg, prompts: list[str]) -> None:
     """Raise ValueError for prompts the model cannot encode, without loading any weights."""
+    if cfg.name in PIPELINE_MODELS:  # the tokenizers take any text (T5 truncates, as the pipeline does)
+        for prompt in prompts:
+            if not prompt.strip():
+                raise ValueError("empty prompt")
+        return
     from engine.models.spec import check_prompt
 
     spec = _spec(cfg.name)

@@ -31,6 +31,8 @@ class FlowModel(ABC, nn.Module):
     lora_target_modules: list[str] = ["to_q", "to_k", "to_v", "to_out.0"]
     #: diffusers' LoRA loader mixin whose format the adapter exports (`save_lora_weights`)
     lora_loader: str = "FluxLoraLoaderMixin"
+    #: transformer evaluations per sample of a velocity call (2 under classifier-free guidance)
+    evaluations_per_sample: int = 1
 
     def use_wrapped_transformer(self, wrapped: nn.Module) -> None:
         """Route calls through a data-parallel wrapper (kept out of the module tree on purpose)."""
@@ -87,7 +89,7 @@ class VelocityRunner:
         if v.is_cuda:  # time the work, not the kernel launches
             torch.cuda.synchronize(v.device)
         self.seconds += time.perf_counter() - start
-        self.evaluations += x.shape[0]
+        self.evaluations += x.shape[0] * self.model.evaluations_per_sample
         return v.float()
 
     @torch.no_grad()

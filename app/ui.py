@@ -1,4 +1,4 @@
-"""The G²RPO web UI: Launch, Runs, Monitor, Compare.
+"""The G²RPO web UI: Launch, Runs, Monitor, Compare, Overlay runs.
 
 The UI process only reads and writes the jobs database and queue (jobs.api) and draws figures;
 training runs in the worker, images for Compare in a sampler process. It never imports torch.
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import auth, compare_tab, launch_tab, monitor_tab, runs_tab
+from app import auth, compare_tab, launch_tab, monitor_tab, overlay_tab, runs_tab
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 INTRO = """# G²RPO
@@ -32,6 +32,8 @@ def build_demo() -> gr.Blocks:
                 monitor = monitor_tab.build()
             with gr.Tab("Compare", id="compare"):
                 compare = compare_tab.build()
+            with gr.Tab("Overlay runs", id="overlay"):
+                overlay = overlay_tab.build()
 
         def show_run(run_id):  # a launched or selected run: open it in Monitor, preselect it in Compare
             if run_id in (None, ""):
@@ -40,8 +42,12 @@ def build_demo() -> gr.Blocks:
             return (gr.update(choices=choices, value=int(run_id)), gr.update(choices=choices, value=int(run_id)),
                     gr.Tabs(selected="monitor"))
 
-        demo.load(lambda: [gr.update(choices=runs_tab.run_choices())] * 3, None,
-                  [monitor["run"], compare["run"], compare["run_b"]], api_visibility="private")
+        def fresh_choices():  # a page opened later lists the runs that exist now
+            runs_now = gr.update(choices=runs_tab.run_choices())
+            return runs_now, runs_now, runs_now, gr.update(choices=overlay_tab.finished_choices())
+
+        demo.load(fresh_choices, None, [monitor["run"], compare["run"], compare["run_b"], overlay["runs"]],
+                  api_visibility="private")
         launch["run_id"].change(show_run, launch["run_id"], [monitor["run"], compare["run"], tabs],
                                 api_visibility="private")
         runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],

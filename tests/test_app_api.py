@@ -95,3 +95,17 @@ def test_cancel_a_running_run_keeps_its_metrics(client):
     assert not row["progress"].startswith("0/")  # what it trained is kept
     with pytest.raises(Exception, match="nothing to cancel"):
         client.predict(run_id, api_name="/cancel")
+
+
+def test_overlay_draws_several_finished_runs(client):
+    """The study in small: the finished runs of this module (one completed, one cancelled) overlaid."""
+    finished = [r for r in runs(client) if r["status"] in ("completed", "cancelled")]
+    assert len(finished) >= 2, "runs from the tests above"
+    ids = [r["id"] for r in finished[:2]]
+    plot, table, reward = client.predict(ids, None, "model evaluations", api_name="/overlay")
+    figure = plot["plot"] if isinstance(plot, dict) else plot
+    for run_id in ids:
+        assert f"#{run_id} " in figure and f"| #{run_id} " in table
+    assert "model evaluations" in figure and "preference" in figure
+    with pytest.raises(Exception, match="at least two runs"):
+        client.predict(ids[:1], None, "iteration", api_name="/overlay")

@@ -1,7 +1,7 @@
 """Model registry: configs name a model; each name maps to an adapter behind `FlowModel`.
 
 - `builtin`: the pretrained small text-to-image model of the shapes world (32x32, ships with the code).
-- `tiny-flux`: the same architecture at 16x16 with seeded random weights, for fast engine tests.
+- `tiny-flux`: the same architecture with seeded random weights (16x16, or model.resolution), for tests and cost tables.
 - `flux`: FLUX.1-dev / FLUX.1-schnell through diffusers (hub id or local folder in model.path).
 - `sd3`: Stable Diffusion 3.5 Medium / Large through diffusers.
 
@@ -23,10 +23,10 @@ def model_names() -> list[str]:
     return [*SMALL_MODELS, *PIPELINE_MODELS]
 
 
-def _spec(name: str):
+def _spec(name: str, resolution: int | None = None):
     from engine.models.spec import TinyFluxSpec, builtin_spec
 
-    return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=16)
+    return builtin_spec() if name == "builtin" else TinyFluxSpec(resolution=resolution or 16)
 
 
 def build_model(cfg, full_finetune: bool = False) -> FlowModel:
@@ -44,7 +44,7 @@ def build_model(cfg, full_finetune: bool = False) -> FlowModel:
 
         with torch.random.fork_rng(devices=[]):  # the same random weights every time
             torch.manual_seed(0)
-            return TinyFlux(_spec(cfg.name))
+            return TinyFlux(_spec(cfg.name, cfg.resolution))
     if cfg.name in PIPELINE_MODELS:
         module, cls = PIPELINE_MODELS[cfg.name].split(":")
         return getattr(importlib.import_module(module), cls)(cfg, full_finetune)
@@ -59,7 +59,10 @@ def model_problems(cfg) -> list[str]:
         return [f"model.name: unknown model {cfg.name!r}; known: {', '.join(model_names())}"]
     problems = []
     if cfg.name in SMALL_MODELS:
-        for key in ("path", "resolution", "guidance"):
+        if cfg.name == "tiny-flux" and cfg.resolution is not None and (cfg.resolution < 4 or cfg.resolution % 2):
+            problems.append(f"model.resolution: tiny-flux takes an even resolution >= 4 (2x2 patches), got {cfg.resolution}")
+        fixed = ("path", "guidance") if cfg.name == "tiny-flux" else ("path", "resolution", "guidance")
+        for key in fixed:
             if getattr(cfg, key) is not None:
                 problems.append(f"model.{key}: the {cfg.name} model has a fixed {key}; leave it out")
         if cfg.free_text_encoders or cfg.gradient_checkpointing:

@@ -1,0 +1,107 @@
+"""Overlay: the comparison study in small. Pick several finished runs (G²RPO against its baselines,
+or one method under several settings) and draw one reward of all of them on one axis, against
+iterations, model evaluations or wall time, with a table of where each ended.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from app import figures
+from app.monitor_tab import X_AXES
+
+LAST = 10  # iterations averaged for a run's final training reward
+
+
+def finished_choices() -> list[tuple[str, int]]:
+    from jobs import api
+    from jobs.models import ACTIVE
+
+    return [(f"#{r['id']} {r['name'] or r['algorithm']} · {r['status']}", r["id"])
+            for r in api.list_runs() if r["status"] not in ACTIVE]
+
+
+def load_runs(run_ids: list) -> list[dict]:
+    """Each run's label, metrics and held-out evaluations, as figures.overlay takes them."""
+    from jobs import api
+
+    runs = []
+    for run_id in run_ids or []:
+        run = api.get_run(int(run_id))
+        label = f"#{run['id']} {run['name'] or run['algorithm']}"
+        runs.append({"label": label, "metrics": api.latest_metrics(run["id"]),
+                     "evaluations": api.queries.evaluations(run["id"])})
+    return runs
+
+
+def reward_names(runs: list[dict]) -> list[str]:
+    names = {}
+    for run in runs:
+        for m in run["metrics"][:1]:
+            names.update(dict.fromkeys(m.get("rewards") or {}))
+        for e in run["evaluations"]:
+            names.update(dict.fromkeys(e.get("scores") or {}))
+    return [*names, "total"]
+
+
+def _reward_of(metric: dict, reward: str):
+    if reward == "total":
+        return metric.get("reward")
+    return ((metric.get("rewards") or {}).get(reward) or {}).get("mean")
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def summary(runs: list[dict], reward: str) -> str:
+    """Markdown: per run, the mean training reward of its last iterations and its last evaluation."""
+    rows = ["| run | iterations | model evaluations | training reward (last 10) | last held-out evaluation |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for run in runs:
+        metrics = run["metrics"]
+        recent = [v for v in (_reward_of(m, reward) for m in metrics[-LAST:]) if v is not None]
+        evaluated = [e["scores"][reward] for e in run["evaluations"] if reward in (e.get("scores") or {})]
+        spent = sum(m.get("model_evaluations") or 0 for m in metrics)
+        rows.append(f"| {run['label']} | {len(metrics)} | {spent:,} | "
+                    f"{_number(sum(recent) / len(recent) if recent else None)} | "
+                    f"{_number(evaluated[-1] if evaluated else None)} |")
+    return "\n".join(rows)
+
+
+def draw(run_ids: list, reward: str | None, x_axis: str):
+    """The overlay of the selected runs (at least two), their summary, and the reward choices."""
+    if not run_ids or len(run_ids) < 2:
+        raise gr.Error("Select at least two runs to overlay.")
+    runs = load_runs(run_ids)
+    names = reward_names(runs)
+    reward = reward if reward in names else names[0]
+    return (figures.overlay(runs, X_AXES[x_axis], reward), summary(runs, reward),
+            gr.update(choices=names, value=reward))
+
+
+def redraw(run_ids: list, reward: str | None, x_axis: str):
+    """Another axis or reward: redraw if there is something drawn, else wait for the button."""
+    if not run_ids or len(run_ids) < 2:
+        return gr.skip(), gr.skip(), gr.skip()
+    return draw(run_ids, reward, x_axis)
+
+
+def build() -> dict:
+    gr.Markdown("Overlay finished runs: one reward of each on one axis (training mean as a line, "
+                "held-out evaluations as dashed markers).")
+    with gr.Row():
+        runs = gr.Dropdown(finished_choices(), multiselect=True, label="Runs", elem_id="overlay-runs", scale=3,
+                           allow_custom_value=True)  # runs finished after the page was drawn
+        refresh = gr.Button("↻ runs", scale=0, min_width=80)
+    with gr.Row():
+        reward = gr.Dropdown([], label="Reward", allow_custom_value=True, elem_id="overlay-reward")
+        x_axis = gr.Radio(list(X_AXES), value="model evaluations", label="x axis")
+    button = gr.Button("Overlay", variant="primary", elem_id="overlay-button")
+    plot = gr.Plot(label="runs compared", elem_id="overlay-plot")
+    table = gr.Markdown()
+    refresh.click(lambda: gr.update(choices=finished_choices()), None, runs, api_visibility="private")
+    inputs, outputs = [runs, reward, x_axis], [plot, table, reward]
+    button.click(draw, inputs, outputs, api_name="overlay")
+    x_axis.change(redraw, inputs, outputs, api_visibility="private")
+    reward.input(redraw, inputs, outputs, api_visibility="private")
+    return {"runs": runs}

@@ -1,0 +1,79 @@
+"""Score the base model and every checkpoint on the held-out prompts with every reward.
+
+Sampling is engine.evaluate's deterministic ODE sampler, whose noise is fixed by (prompt index,
+seed): every method, every checkpoint and the base model see exactly the same noise. Each score set
+is cached as JSON (`evals/...json`) together with what produced it, so a re-run skips it, and a
+changed evaluation set is recomputed rather than mixed in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from engine.study.plan import Method, Plan, run_config
+from engine.study.runs import run_dir, write_json
+
+_rewards: dict[str, object] = {}  # built once per process, scored on every checkpoint
+
+
+def settings(plan: Plan, cfg) -> dict:
+    """What decides the scores besides the weights: prompts, seeds, rewards, model and sampler."""
+    prompts = json.dumps(plan.eval_prompts).encode()
+    return {"prompts": len(plan.eval_prompts), "prompts_sha1": hashlib.sha1(prompts).hexdigest(),
+            "seeds": plan.eval_seeds, "rewards": plan.eval_rewards, "model": dataclasses.asdict(cfg.model),
+            "steps": cfg.sampling.steps, "shift": cfg.sampling.shift}
+
+
+def score(plan: Plan, cfg, adapter: Path | None, cache: Path) -> dict[str, float]:
+    """Mean of every evaluation reward over every (prompt, seed) image; from the cache when it matches."""
+    from engine.evaluate import load_with_lora, sample_images
+    from engine.rewards import build_reward
+
+    wanted = settings(plan, cfg)
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved["settings"] == wanted:
+            return saved["scores"]
+    start = time.perf_counter()
+    model = load_with_lora(cfg.model, str(adapter) if adapter else None).eval()
+    images, labels = sample_images(model, plan.eval_prompts, plan.eval_seeds, cfg.sampling.steps,
+                                   cfg.sampling.shift, progress=False)
+    for name in plan.eval_rewards:
+        if name not in _rewards:
+            _rewards[name] = build_reward(name)
+    scores = {name: _rewards[name](images, labels).mean().item() for name in plan.eval_rewards}
+    write_json(cache, {"settings": wanted, "scores": scores, "seconds": time.perf_counter() - start})
+    return scores
+
+
+def base_cache(root: Path) -> Path:
+    return Path(root) / "evals" / "base.json"
+
+
+def checkpoint_cache(root: Path, method: Method, seed: int, iteration: int) -> Path:
+    return Path(root) / "evals" / method.key / f"seed{seed}" / f"iter_{iteration:06d}.json"
+
+
+def score_base(plan: Plan, root: Path) -> dict[str, float]:
+    """The base model, once: every method's runs start from it (the same model config for all)."""
+    cfg = run_config(plan, plan.methods[0], plan.seeds[0])
+    return score(plan, cfg, None, base_cache(root))
+
+
+def score_checkpoint(plan: Plan, root: Path, method: Method, seed: int, entry: dict) -> dict[str, float]:
+    """One checkpoint of a finished run (an entry of its run.json)."""
+    cfg = run_config(plan, method, seed)
+    folder = run_dir(root, method, seed) / entry["checkpoint"]
+    return score(plan, cfg, folder, checkpoint_cache(root, method, seed, entry["iteration"]))
+
+
+def cached_scores(plan: Plan, root: Path, method: Method, seed: int, entry: dict) -> dict[str, float] | None:
+    """A checkpoint's scores if evaluated with the plan's settings, without computing anything."""
+    cache = checkpoint_cache(root, method, seed, entry["iteration"])
+    if not cache.exists():
+        return None
+    saved = json.loads(cache.read_text())
+    return saved["scores"] if saved["settings"] == settings(plan, run_config(plan, method, seed)) else None

@@ -1,0 +1,111 @@
+"""The study's outputs, rebuilt from the cached runs and scores on every invocation:
+results.json / results.csv (every evaluated model), table.md, curves.html, cost.md and study.json.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.study.evaluate import base_cache, cached_scores
+from engine.study.plan import Plan, run_config
+from engine.study.runs import finished, write_json
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def result_rows(plan: Plan, root: Path) -> list[dict]:
+    """The base model, then every evaluated checkpoint of every finished run in the plan."""
+    rows = []
+    if base_cache(root).exists():
+        scores = json.loads(base_cache(root).read_text())["scores"]
+        model = run_config(plan, plan.methods[0], plan.seeds[0]).model.name
+        rows.append({"method": "base", "label": f"{model} (base)", "seed": None, "fraction": 0.0, "iteration": 0,
+                     "evaluations": 0, "seconds": 0.0, "scores": scores})
+    for seed in plan.seeds:
+        for method in plan.methods:
+            run = finished(root, method, seed)
+            for entry in (run or {}).get("checkpoints", []):
+                scores = cached_scores(plan, root, method, seed, entry)
+                if scores is not None:
+                    rows.append({"method": method.key, "label": method.label, "seed": seed,
+                                 **{k: entry[k] for k in ("fraction", "iteration", "evaluations", "seconds")},
+                                 "scores": scores})
+    return rows
+
+
+def write_results(root: Path, plan: Plan, rows: list[dict]) -> None:
+    write_json(root / "results.json", {"budget": plan.budget, "seeds": plan.seeds, "rewards": plan.eval_rewards,
+                                       "rows": rows})
+    fields = ["method", "label", "seed", "fraction", "iteration", "evaluations", "seconds", *plan.eval_rewards]
+    with open(root / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**{k: row[k] for k in fields[:7]}, **row["scores"]})
+
+
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:  # /proc/cpuinfo names the CPU model on Linux; platform.processor() often does not
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def git_state() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def machine_line(info: dict) -> str:
+    return (f"Measured on {info['cpu']}, {info['cores']} cores ({info['torch_threads']} torch threads), "
+            f"torch {info['torch']}" + (f", {info['cuda']}" if info["cuda"] else ""))
+
+
+def write_study(root: Path, plan: Plan, started: str, finished_at: str, seconds: float, info: dict) -> None:
+    """study.json: this invocation (command, machine, date, commit) appended to the earlier ones."""
+    path = root / "study.json"
+    earlier = json.loads(path.read_text()).get("invocations", []) if path.exists() else []
+    now = {"command": shlex.join(["python", "-m", "engine.study", *sys.argv[1:]]), "cwd": os.getcwd(),
+           "started": started, "finished": finished_at, "seconds": round(seconds, 1), "machine": info,
+           "git": git_state()}
+    plan_summary = {k: v for k, v in plan.to_dict().items() if k != "eval_prompts"}
+    plan_summary["eval_prompts"] = len(plan.eval_prompts)
+    write_json(path, {**now, "plan": plan_summary, "invocations": [*earlier, now]})
+
+
+def write_reports(root: Path, plan: Plan, cost: list[tuple[dict, dict]], info: dict) -> list[dict]:
+    from engine.rewards.base import held_out_rewards
+    from engine.study.cost import cost_markdown
+    from engine.study.curves import write_curves
+    from engine.study.tables import table_markdown
+
+    rows = result_rows(plan, root)
+    write_results(root, plan, rows)
+    held_out = set(held_out_rewards())
+    methods = [(m.key, m.label) for m in plan.methods]
+    training = ", ".join(r.name for r in run_config(plan, plan.methods[0], plan.seeds[0]).rewards)
+    head = (f"# {len(plan.seeds)} seeds per method, each run stopped at {plan.budget:,} model evaluations "
+            f"(rollout + train); scored on {len(plan.eval_prompts)} held-out prompts × {plan.eval_seeds} "
+            f"seed(s), the same noise for every model. Mean ± std over seeds (n − 1). {machine_line(info)}."
+            + (" Adherence is the mean of the four held-out verifiers." if "adherence" in plan.eval_rewards else "")
+            + "\n\n")
+    (root / "table.md").write_text(head + table_markdown(rows, methods, plan.eval_rewards, held_out, training))
+    write_curves(root / "curves.html", rows, methods, plan.eval_rewards, held_out,
+                 f"Held-out scores vs model evaluations and training time (budget {plan.budget:,} evaluations)")
+    if cost:
+        (root / "cost.md").write_text(cost_markdown(plan, cost, machine_line(info)))
+    return rows

@@ -106,8 +106,8 @@ def preset_values(label: str) -> dict:
             value = ", ".join(f"{r['name']}={r['weight']:g}" for r in value)
         elif f.kind == "lines":  # unset training prompts stay an empty box: the model's default set
             value = "\n".join(value or [])
-        elif f.kind == "text" and value is None:
-            value = ""
+        elif f.optional:  # shown in a text box: empty means the default
+            value = "" if value is None else str(value)
         values[f.key] = value
     return values
 

@@ -16,6 +16,8 @@ def _component(f: forms.Field, value):
     common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}")
     if f.kind == "choice":
         return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value, **common)
+    if f.kind in ("int", "float") and f.optional:  # a Number box cannot be empty (it sends 0): text it is
+        return gr.Textbox(value="" if value is None else str(value), placeholder="default", **common)
     if f.kind in ("int", "float"):
         return gr.Number(value=value, precision=0 if f.kind == "int" else None, **common)
     if f.kind == "lines":

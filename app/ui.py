@@ -1,4 +1,4 @@
-"""The G²RPO web UI: Launch, Runs, Monitor, Compare, Overlay runs.
+"""The G²RPO web UI: Launch, Runs, Monitor, Compare, Overlay.
 
 The UI process only reads and writes the jobs database and queue (jobs.api) and draws figures;
 training runs in the worker, images for Compare in a sampler process. It never imports torch.
@@ -32,7 +32,7 @@ def build_demo() -> gr.Blocks:
                 monitor = monitor_tab.build()
             with gr.Tab("Compare", id="compare"):
                 compare = compare_tab.build()
-            with gr.Tab("Overlay runs", id="overlay"):
+            with gr.Tab("Overlay", id="overlay"):
                 overlay = overlay_tab.build()
 
         def show_run(run_id):  # a launched or selected run: open it in Monitor, preselect it in Compare

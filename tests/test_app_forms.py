@@ -20,7 +20,7 @@ def test_the_flux_preset_fills_the_form_and_names_what_to_download(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     preset = next(label for label in forms.PRESETS if "FLUX" in label)
     values = forms.preset_values(preset)
-    assert values["model"] == "flux" and values["resolution"] == 720 and values["rewards"] == "hps=1, clip_score=1"
+    assert values["model"] == "flux" and values["resolution"] == "720" and values["rewards"] == "hps=1, clip_score=1"
     config, errors = forms.check(preset, values)
     assert config is None
     assert "hf download black-forest-labs/FLUX.1-dev" in errors["model_path"]

@@ -21,7 +21,7 @@ from engine.config import ModelConfig
 from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.rewards import build_reward
-from engine.rollout import integrate_ode
+from engine.rollout import ode_images
 from engine.sampling import sigma_grid
 
 _models: dict[str, object] = {}  # model config -> loaded model (with its adapters)
@@ -54,16 +54,10 @@ def _activate(model, adapter: str | None) -> None:
     transformer.set_adapters([name])
 
 
-@torch.no_grad()
 def sample_from_noise(model, prompts: list[str], noise: torch.Tensor, steps: int, shift: float,
                       micro_batch: int = 64) -> torch.Tensor:
     """ODE samples [len(prompts), 3, H, W] in [0, 1] of prompts[i] from noise[i]."""
-    device = next(model.transformer.parameters()).device
-    cond = {k: v.to(device) for k, v in model.encode_prompts(prompts).items()}
-    rows = torch.arange(len(prompts), device=device)
-    x = integrate_ode(VelocityRunner(model, micro_batch), noise.to(device), cond, rows,
-                      sigma_grid(steps, shift).float(), [list(range(steps + 1))] * len(rows))
-    return model.decode(x).float().cpu()
+    return ode_images(VelocityRunner(model, micro_batch), prompts, noise, sigma_grid(steps, shift).float()).float().cpu()
 
 
 def sample(model, prompts: list[str], seeds: list[int], steps: int, shift: float, micro_batch: int = 64) -> torch.Tensor:

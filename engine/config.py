@@ -134,26 +134,25 @@ class Config:
         return dataclasses.asdict(self)
 
     def training_prompts(self) -> list[str]:
-        if self.prompts is not None:
-            return self.prompts
-        if self.prompts_file is not None:
-            return read_prompts(self.prompts_file)
         from engine.world import train_prompts
 
-        return train_prompts()
+        return _prompts(self.prompts, self.prompts_file, train_prompts)
 
     def evaluation_prompts(self) -> list[str]:
-        if self.eval_prompts is not None:
-            return self.eval_prompts
-        if self.eval_prompts_file is not None:
-            return read_prompts(self.eval_prompts_file)
         from engine.world import eval_prompts
 
-        return eval_prompts()
+        return _prompts(self.eval_prompts, self.eval_prompts_file, eval_prompts)
 
     def evaluation_rewards(self) -> list[str]:
         """The training rewards, then the extra evaluation rewards (each once)."""
         return list(dict.fromkeys([r.name for r in self.rewards] + list(self.eval_rewards)))
+
+
+def _prompts(inline: list[str] | None, path: str | None, world) -> list[str]:
+    """Inline prompts, else the file's, else the shapes world's set."""
+    if inline is not None:
+        return inline
+    return read_prompts(path) if path is not None else world()
 
 
 def read_prompts(path: str | Path) -> list[str]:

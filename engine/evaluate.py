@@ -21,7 +21,7 @@ from engine.config import ConfigError, ModelConfig
 from engine.models import build_model, check_model_prompts, model_names
 from engine.models.base import VelocityRunner
 from engine.rewards import build_reward, reward_names
-from engine.rollout import integrate_ode
+from engine.rollout import ode_images
 from engine.sampling import sigma_grid
 
 DEFAULT_REWARDS = ("preference", "adherence", "background", "colour", "shape", "count")
@@ -46,13 +46,11 @@ def sample_images(model, prompts: list[str], seeds: int, steps: int = 16, shift:
     chunk = max(1, micro_batch // seeds)
     for start in tqdm(range(0, len(prompts), chunk), desc="sampling", disable=not progress):
         batch = prompts[start:start + chunk]
-        cond = model.encode_prompts(batch)
-        rows = torch.arange(len(batch)).repeat_interleave(seeds)
+        rows = [p for p in batch for _ in range(seeds)]
         noise = torch.stack([torch.randn(model.latent_shape, generator=torch.Generator().manual_seed(1_000 * (start + p) + s))
                              for p in range(len(batch)) for s in range(seeds)])
-        x = integrate_ode(runner, noise, cond, rows, grid, [list(range(steps + 1))] * len(rows))
-        images.append(model.decode(x))
-        labels += [batch[p] for p in rows.tolist()]
+        images.append(ode_images(runner, rows, noise, grid))
+        labels += rows
     return torch.cat(images), labels
 
 

@@ -100,6 +100,19 @@ def integrate_ode(runner: VelocityRunner, x: torch.Tensor, cond: Cond, cond_idx:
         wave += 1
 
 
+@torch.no_grad()
+def ode_images(runner: VelocityRunner, prompts: list[str], noise: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Deterministic ODE samples of prompts[i] from noise[i] along the whole grid, decoded: the one
+    sampling path of the trainer's samples, engine.evaluate and base-vs-tuned comparisons (each
+    chooses its own noise)."""
+    model = runner.model
+    device = next(model.transformer.parameters()).device
+    cond = {k: v.to(device) for k, v in model.encode_prompts(prompts).items()}
+    rows = torch.arange(len(prompts), device=device)
+    x = integrate_ode(runner, noise.to(device), cond, rows, grid, [list(range(len(grid)))] * len(prompts))
+    return model.decode(x)
+
+
 def sample_trajectories(runner: VelocityRunner, cond: Cond, group: int, grid: torch.Tensor,
                         sigmas: torch.Tensor, stochastic: list[bool], shared_noise: bool,
                         noise: RolloutNoise, device) -> tuple[torch.Tensor, list[Transition]]:

@@ -31,7 +31,7 @@ from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.records import JsonlSink, RecordSink, save_images
 from engine.rewards import build_reward
-from engine.rollout import PROMPT_STREAM, RolloutNoise, integrate_ode, seeded_generator
+from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
 from engine.update import policy_loss_backward
 
 
@@ -53,14 +53,13 @@ class Trainer:
         self.model = build_model(cfg.model, full_finetune=not cfg.lora.enabled).to(device)
         transformer = self.model.transformer
         if cfg.lora.enabled:
+            from diffusers.training_utils import cast_training_params
             from peft import LoraConfig
 
             transformer.requires_grad_(False)
             transformer.add_adapter(LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, init_lora_weights=True,
                                                target_modules=cfg.lora.target_modules or self.model.lora_target_modules))
-            for p in transformer.parameters():  # LoRA weights train in float32 over a bf16 base
-                if p.requires_grad:
-                    p.data = p.data.float()
+            cast_training_params(transformer, torch.float32)  # LoRA weights train in float32 over a bf16 base
         else:
             transformer.requires_grad_(True)
         folder = latest_checkpoint(self.out_dir) if resume else None
@@ -110,13 +109,8 @@ class Trainer:
     @torch.no_grad()
     def sample(self, prompts: list[str], seed_key: int = 0) -> torch.Tensor:
         """Deterministic ODE samples of the current policy, the same noise every call."""
-        cond = self.model.encode_prompts(prompts)
-        rows = torch.arange(len(prompts), device=self.accelerator.device)
         noise = torch.randn((len(prompts), *self.model.latent_shape), generator=seeded_generator(self.cfg.train.seed, seed_key, 7))
-        steps = self.cfg.sampling.steps
-        x = integrate_ode(self.runner, noise.to(self.accelerator.device), cond, rows, self.algorithm.grid,
-                          [list(range(steps + 1))] * len(prompts))
-        return self.model.decode(x)
+        return ode_images(self.runner, prompts, noise, self.algorithm.grid)
 
     def evaluate(self, trained: int) -> dict:
         """Every evaluation reward's mean on the eval prompts, one fixed noise per prompt.

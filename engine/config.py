@@ -77,6 +77,10 @@ class AlgorithmConfig:
     kl_beta: float = 0.0  # KL to the adapter-disabled reference (LoRA only)
     branch_steps: list[int] = field(default_factory=lambda: list(range(8)))  # G²RPO's K
     granularities: list[int] = field(default_factory=lambda: [1, 2, 3])  # G²RPO's Lambda
+    # G²RPO: how a completion whose strides stop short of s = 0 ends (engine.sampling.completion_schedule):
+    # "append_zero" steps on to s = 0 from the last strided point; "authors" returns x0_hat predicted at
+    # the point before it, as the authors' run_ode_sample_step does.
+    completion: str = "append_zero"
     train_fraction: float = 0.6  # DanceGRPO: share of steps trained per iteration
     global_std: bool = False  # Flow-GRPO: normalise by the batch's std, not the group's
     window_size: int = 4  # MixGRPO's SDE window
@@ -106,6 +110,9 @@ class TrainConfig:
     checkpoint_every: int = 10
     sample_every: int = 10
     eval_every: int = 0  # score eval_prompts with every reward this often (0: never); base model first
+    # Rows of the fixed probe batch on which every iteration records how far the policy moved
+    # (relative change of the velocity against the base model); 0 records nothing.
+    movement_probe: int = 8
 
 
 @dataclass
@@ -300,6 +307,15 @@ def validate(cfg: Config) -> Config:
         need(len(set(a.granularities)) == len(a.granularities), f"algorithm.granularities: repeated values in {a.granularities}")
         bad = [g for g in a.granularities if g < 1]
         need(not bad, f"algorithm.granularities: every granularity must be >= 1, got {bad}")
+        need(a.completion in ("append_zero", "authors"),
+             f"algorithm.completion: 'append_zero' or 'authors', got {a.completion!r}")
+        if a.completion == "authors" and not bad:
+            from engine.schedule import completion_schedule
+
+            lost = [(k, g) for k in a.branch_steps for g in a.granularities
+                    if 0 <= k < s.steps - 2 and k + 2 not in completion_schedule(k, g, s.steps, "authors")]
+            need(not lost, f"algorithm.completion: with 'authors', (k, lambda) = {lost} would skip the fine step "
+                 f"k+1 -> k+2 that every granularity shares; use 'append_zero' or smaller k or lambda")
     need(0 < a.train_fraction <= 1, f"algorithm.train_fraction: must be in (0, 1], got {a.train_fraction}")
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
@@ -318,6 +334,7 @@ def validate(cfg: Config) -> Config:
     need(t.checkpoint_every >= 1, f"train.checkpoint_every: must be >= 1, got {t.checkpoint_every}")
     need(t.sample_every >= 1, f"train.sample_every: must be >= 1, got {t.sample_every}")
     need(t.eval_every >= 0, f"train.eval_every: must be >= 0 (0: no evaluation), got {t.eval_every}")
+    need(t.movement_probe >= 0, f"train.movement_probe: must be >= 0 (0: not recorded), got {t.movement_probe}")
     need(len(cfg.rewards) > 0, "rewards: at least one reward model is needed")
     for i, r in enumerate(cfg.rewards):
         errors.extend(f"rewards[{i}].name: {problem}" for problem in reward_problems(r.name, r.model))

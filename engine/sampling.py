@@ -13,6 +13,8 @@ from typing import Literal
 
 import torch
 
+from engine.schedule import CompletionEnd, completion_schedule  # noqa: F401 (re-exported: torch-free)
+
 NoiseForm = Literal["flow", "dance"]  # sigma = eta*sqrt(s/(1-s))  |  DanceGRPO's constant eta
 
 
@@ -79,22 +81,3 @@ def sde_step(x, v, s, s_next, sigma, noise: torch.Tensor):
     std = sde_std(x, s, s_next, sigma)
     x_next = mean + std * noise
     return x_next, gaussian_logprob(x_next, mean, std), mean
-
-
-def completion_schedule(k: int, lam: int, steps: int) -> list[int]:
-    """Grid indices the ODE completion of a branch at step k visits at granularity lam.
-
-    The branch's SDE step lands on index k + 1; the completion then follows
-    s[0 : k+2] ++ s[k+2 :: lam] from k + 1: one fine step to k + 2, then strides of lam.
-    Where the strides stop short of s = 0 we append index T (s = 0). Its Euler step
-    x - s v is exactly the authors' "return x0_hat = x - s v from the last point", so the two
-    choices give the same image; ours just keeps every trajectory ending at s = 0.
-    """
-    if not 0 <= k < steps:
-        raise ValueError(f"branch step k={k} outside 0..{steps - 1}")
-    if lam < 1:
-        raise ValueError(f"granularity must be >= 1, got {lam}")
-    schedule = [k + 1] + list(range(k + 2, steps + 1, lam))
-    if schedule[-1] != steps:
-        schedule.append(steps)
-    return schedule

@@ -32,6 +32,7 @@ from engine.models.base import VelocityRunner
 from engine.records import JsonlSink, RecordSink, save_images
 from engine.rewards import build_reward
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
+from engine.sampling import ode_step
 from engine.update import policy_loss_backward
 
 
@@ -86,11 +87,14 @@ class Trainer:
         if cfg.model.free_text_encoders:  # every prompt the run needs, encoded once; then the encoders go
             self.model.free_text_encoders([*self.prompt_pool, *cfg.sample_prompts, *getattr(self, "eval_prompts", [])])
         self.runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
+        # its own runner, so the probe's calls are not counted as the iteration's model evaluations
+        self.probe_runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
 
         self.start_iteration = 0
         if folder is not None:
             self.start_iteration = load_training_state(folder, self.wrapped, self.optimizer, self.sharded)
         self.is_main = self.accelerator.is_main_process
+        self.probe = self.movement_probe() if t.movement_probe else None
         if sink is None and self.is_main:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
         self.sink = sink
@@ -119,6 +123,43 @@ class Trainer:
         images = self.sample(self.eval_prompts, seed_key=1)
         scores = {r.name: r(images, self.eval_prompts).mean().item() for r in self.eval_rewards}
         return {"trained": trained, "prompts": "eval", "seeds": 1, "scores": scores}
+
+    @torch.no_grad()
+    def movement_probe(self) -> dict:
+        """A fixed batch of states (x, s, prompt) on the base model's own ODE trajectories, with the
+        base model's velocity there: `policy_movement` compares the current velocity against it.
+
+        Made once at the start of a run and kept in the run folder, so a resumed run (a full
+        fine-tune included, whose base weights are gone by then) measures against the same base."""
+        path = self.out_dir / "movement_probe.pt"
+        if path.exists():
+            return torch.load(path, map_location=self.accelerator.device)
+        n, prompts, grid = self.cfg.train.movement_probe, self.cfg.sample_prompts, self.algorithm.grid
+        rows = [prompts[i % len(prompts)] for i in range(n)]
+        at = torch.linspace(0, self.cfg.sampling.steps - 1, n).round().long().to(self.accelerator.device)  # a grid point per row
+        x = torch.randn((n, *self.model.latent_shape), generator=seeded_generator(self.cfg.train.seed, 0, 8))
+        cond = {k: v.to(self.accelerator.device) for k, v in self.model.encode_prompts(rows).items()}
+        x, idx = x.to(self.accelerator.device), torch.arange(n, device=self.accelerator.device)
+        with self.reference() if self.cfg.lora.enabled else contextlib.nullcontext():
+            states = torch.empty_like(x)
+            for j in range(int(at.max()) + 1):  # the base model's ODE, keeping each row's state at its point
+                states[at == j] = x[at == j]
+                x = ode_step(x, self.probe_runner(x, grid[j].to(x), cond, idx), grid[j], grid[j + 1])
+            s = grid[at].to(x)
+            probe = {"x": states, "s": s, "cond": cond, "v_base": self.probe_runner(states, s, cond, idx)}
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(probe, path)
+        return probe
+
+    @torch.no_grad()
+    def policy_movement(self) -> float:
+        """||v_theta - v_base|| / ||v_base|| on the probe batch: how far the policy has moved, so a run
+        that did not move is told apart from one that moved without gain."""
+        p = self.probe
+        v = self.probe_runner(p["x"], p["s"], p["cond"], torch.arange(len(p["x"]), device=p["x"].device))
+        return (torch.linalg.vector_norm(v.float() - p["v_base"].float())
+                / torch.linalg.vector_norm(p["v_base"].float())).item()
 
     def save_samples(self, done: int) -> list[str]:
         """Every process samples; the main one writes the images."""
@@ -194,6 +235,8 @@ class Trainer:
         record["trained_steps"] = [t.step for t in rollout.transitions]
         evals = self.gather(torch.tensor([[rollout_evals, runner.evaluations - rollout_evals]])).sum(0).tolist()
         record["model_evaluations"] = {"rollout": evals[0], "train": evals[1]}
+        if self.probe is not None:
+            record["policy_movement"] = self.policy_movement()
         done = it + 1
         if done % cfg.train.sample_every == 0 or done == cfg.train.iterations:
             record["samples"] = self.save_samples(done)

@@ -54,7 +54,7 @@ class G2RPO(Algorithm):
 
         # 3. ODE completion: the shared fine step k+1 -> k+2, the shared velocity at k+2, then
         #    each granularity strides on its own. Rows of the last part ordered (lambda, k, p, i).
-        schedules = [completion_schedule(int(k), lam, T) for lam in lambdas for k in ks]
+        schedules = [completion_schedule(int(k), lam, T, a.completion) for lam in lambdas for k in ks]
         x_fine = integrate_ode(runner, x_branch, cond, row_prompt, grid, [s[:2] for s in schedules[: len(ks)]])
         rest = [s[1:] for s in schedules]  # every one starts at k + 2 (or is just [T])
         needs_v = torch.tensor([len(s) > 1 for s in rest[: len(ks)]])

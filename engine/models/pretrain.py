@@ -1,11 +1,17 @@
 """Pretrain the built-in model on the shapes world with the flow-matching loss:
 
-    python -m engine.models.pretrain [--steps 4000] [--out engine/models/weights/builtin]
+    python -m engine.models.pretrain [--steps 12000] [--out engine/models/weights/builtin]
 
-Every setting is a flag with its default recorded in the output's `pretrain.json`, with the measured
-prompt adherence of the result, so the committed weights can be reproduced and checked. The loss is
-|| v_theta(x_s, s, c) - (eps - x0) ||^2 with s drawn like the sampler's shifted grid; the saved weights
-are an exponential moving average of the trained ones, stored in float16.
+The loss is || v_theta(x_s, s, c) - (eps - x0) ||^2. By default s is drawn logit-normal (SD3's
+choice), which spends the training on the middle noise levels where shapes are decided; `--time
+shifted` draws it like the sampler's shifted grid instead. The saved weights are an exponential
+moving average of the trained ones, stored in float16.
+
+The run is resumable: every `--snapshot-every` steps it writes `pretrain_state.pt` (model, EMA,
+optimizer, step, losses) and a sample grid with the exact verifiers' scores to `--work`, and a
+second invocation with the same settings carries on from there. Every setting is recorded in the
+output's `pretrain.json` with the verifiers' scores of the result on training and held-out prompts,
+so the committed weights can be reproduced and checked.
 """
 from __future__ import annotations
 
@@ -25,17 +31,23 @@ from engine.models.builtin import WEIGHTS, builtin_spec
 from engine.models.tiny_flux import TinyFlux
 from engine.world import render_batch, sample_scenes
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m engine.models.pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--shift", type=float, default=3.0, help="time shift of the training s, as the sampler's")
+    p.add_argument("--time", choices=("logit-normal", "shifted"), default="logit-normal",
+                   help="how the training noise level s is drawn")
+    p.add_argument("--shift", type=float, default=3.0, help="with --time shifted: the sampler's time shift")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--snapshot-every", type=int, default=1000)
+    p.add_argument("--work", default="runs/pretrain", help="resumable state and progress grids")
     p.add_argument("--out", default=str(WEIGHTS))
     return p.parse_args(argv)
 
@@ -48,16 +60,53 @@ def learning_rate(step: int, args) -> float:
     return args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def flow_matching_loss(model: TinyFlux, images: torch.Tensor, prompts: list[str], shift: float,
-                       generator: torch.Generator) -> torch.Tensor:
+def draw_times(n: int, how: str, shift: float, generator: torch.Generator) -> torch.Tensor:
+    if how == "logit-normal":
+        return torch.sigmoid(torch.randn(n, generator=generator))
+    u = torch.rand(n, generator=generator)
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def flow_matching_loss(model: TinyFlux, images: torch.Tensor, prompts: list[str], generator: torch.Generator,
+                       time: str = "logit-normal", shift: float = 3.0) -> torch.Tensor:
     x0 = model.pack(images)
     noise = torch.randn(x0.shape, generator=generator)
-    u = torch.rand(len(x0), generator=generator)
-    s = shift * u / (1 + (shift - 1) * u)
+    s = draw_times(len(x0), time, shift, generator)
     xs = (1 - s[:, None, None]) * x0 + s[:, None, None] * noise
     words, pooled = model.text_encoder(prompts)
     v = model.velocity(xs, s, {"words": words, "pooled": pooled})
     return ((v - (noise - x0)) ** 2).mean()
+
+
+def verifier_scores(model: TinyFlux, seeds: int = 2) -> dict:
+    """Mean exact-verifier scores of ODE samples on the training and the held-out prompts."""
+    from engine.evaluate import sample_images
+    from engine.rewards.verifiers import verify
+    from engine.world import eval_prompts, train_prompts
+
+    out = {}
+    for split, prompts in (("train", train_prompts()), ("eval", eval_prompts())):
+        images, labels = sample_images(model, prompts, seeds, progress=False)
+        out[split] = {k: round(v.mean().item(), 4) for k, v in verify(images, labels).items()}
+    return out
+
+
+GRID_PROMPTS = ("a large red circle on a black background", "two blue squares on a white background",
+                "three yellow triangles on a gray background", "a small green triangle on a black background",
+                "two white circles on a gray background", "three purple squares on a white background")
+
+
+def save_grid(model: TinyFlux, path: Path, seeds: int = 6) -> None:
+    """Rows: GRID_PROMPTS; columns: seeds. Scaled 4x so a person can look at it."""
+    from PIL import Image
+
+    from engine.evaluate import sample_images
+
+    images, _ = sample_images(model, list(GRID_PROMPTS), seeds, progress=False)
+    n, side = len(GRID_PROMPTS), images.shape[-1]
+    grid = images.reshape(n, seeds, 3, side, side).permute(0, 3, 1, 4, 2).reshape(n * side, seeds * side, 3)
+    picture = Image.fromarray((grid * 255).round().byte().numpy())
+    picture.resize((picture.width * 4, picture.height * 4), Image.NEAREST).save(path)
 
 
 def main(argv=None):
@@ -69,13 +118,25 @@ def main(argv=None):
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(args.seed)
-    start, losses = time.time(), []
-    bar = tqdm(range(args.steps), desc="pretrain")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    state_file, settings = work / "pretrain_state.pt", {k: v for k, v in vars(args).items() if k not in ("work", "out")}
+    first, losses, seconds = 0, [], 0.0
+    if state_file.exists():
+        state = torch.load(state_file, weights_only=False)
+        if state["settings"] != settings:
+            raise SystemExit(f"{state_file} was made with other settings {state['settings']}; use another --work")
+        model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"]), generator.set_state(state["generator"])
+        first, losses, seconds = state["step"], state["losses"], state["seconds"]
+        print(f"resuming {state_file} at step {first}")
+    start = time.time() - seconds
+    bar = tqdm(range(first, args.steps), initial=first, total=args.steps, desc="pretrain")
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
         images, prompts = render_batch(sample_scenes(args.batch_size, seed=args.seed * 1_000_003 + step))
-        loss = flow_matching_loss(model, images, prompts, args.shift, generator)
+        loss = flow_matching_loss(model, images, prompts, generator, args.time, args.shift)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -86,15 +147,32 @@ def main(argv=None):
         losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        done = step + 1
+        if done % args.snapshot_every == 0 or done == args.steps:
+            torch.save({"settings": settings, "model": model.state_dict(), "ema": ema.state_dict(),
+                        "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": done,
+                        "losses": losses, "seconds": time.time() - start}, state_file.with_suffix(".tmp"))
+            state_file.with_suffix(".tmp").replace(state_file)  # a kill mid-write keeps the previous state
+            save_grid(ema.eval(), work / f"grid_{done:06d}.png")
+            ema.train()
+            tqdm.write(f"step {done}: loss {sum(losses[-200:]) / 200:.4f}, {(time.time() - start) / 60:.1f} min")
 
+    minutes = (time.time() - start) / 60
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # float16 halves the file (3.6 MB); the model is loaded back in float32
+    # float16 halves the file; the model is loaded back in float32
     save_file({k: v.half().contiguous() for k, v in ema.state_dict().items()}, out / "model.safetensors")
     (out / "spec.json").write_text(json.dumps(dataclasses.asdict(ema.spec), indent=1))
-    report = {"settings": vars(args), "minutes": (time.time() - start) / 60, "final_loss": sum(losses[-200:]) / len(losses[-200:])}
+    from engine.models.builtin import load_builtin
+
+    saved = load_builtin(out)  # score what was saved (float16), not the float32 copy
+    save_grid(saved, work / "grid_final.png")
+    report = {"command": "python -m engine.models.pretrain " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()),
+              "settings": settings, "minutes": round(minutes, 1),
+              "final_loss": round(sum(losses[-200:]) / len(losses[-200:]), 4),
+              "verifiers_2_seeds": verifier_scores(saved)}
     (out / "pretrain.json").write_text(json.dumps(report, indent=1))
-    print(f"saved {out} after {report['minutes']:.1f} min, loss {report['final_loss']:.4f}")
+    print(json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

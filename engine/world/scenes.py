@@ -39,8 +39,9 @@ SHAPES = ("circle", "square", "triangle")
 COUNTS = (1, 2, 3)
 SIZES = ("small", "large")
 COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
-# Object side as a fraction of the image side: 7px and 11px at 32x32.
-SIZE_FRACTION = {"small": 7 / 32, "large": 11 / 32}
+# Object side as a fraction of the image side: 9px and 13px at 32x32, large enough that a 4x4-pixel
+# token model can draw a triangle's slope and a circle's round edge (at 7px they were blobs).
+SIZE_FRACTION = {"small": 9 / 32, "large": 13 / 32}
 MARGIN, GAP = 2, 2  # px kept free at the image border (for the background check) and between objects
 
 # Held-out combinations: every single word still occurs in training, only these pairings don't.
@@ -195,15 +196,15 @@ def _place(rng: np.random.Generator, count: int, side: int, size: int) -> list[t
     """Top-left corners of `count` side x side boxes, >= GAP px apart and MARGIN px from the edge."""
     hi = size - side - MARGIN  # inclusive upper bound of a corner coordinate
     for _ in range(50):  # random rejection sampling first, for varied layouts
-        boxes = []
+        boxes = np.zeros((0, 2), int)
         for _ in range(count):
-            for _ in range(100):
-                y, x = (int(v) for v in rng.integers(MARGIN, hi + 1, size=2))
-                if all(abs(y - by) >= side + GAP or abs(x - bx) >= side + GAP for by, bx in boxes):
-                    boxes.append((y, x))
-                    break
+            candidates = rng.integers(MARGIN, hi + 1, size=(100, 2))  # 100 tries at once
+            apart = (np.abs(candidates[:, None] - boxes[None]) >= side + GAP).any(-1).all(1)
+            if not apart.any():
+                break
+            boxes = np.concatenate([boxes, candidates[apart.argmax()][None]])
         if len(boxes) == count:
-            return boxes
+            return [(int(y), int(x)) for y, x in boxes]
     # Fallback (tight fits only): jittered cells of a 2x2 grid, which always fits.
     cell = (size - 2 * MARGIN) // 2
     slack = max(0, cell - side - GAP)

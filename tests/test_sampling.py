@@ -74,8 +74,8 @@ def test_granular_schedules_match_the_spec_for_every_k_and_lambda(steps):
             assert ours == spec, (k, lam)
 
 
-def test_final_step_to_zero_equals_the_authors_x0_hat():
-    """Appending s = 0 gives x - s v, exactly the authors' x0_hat from the last evaluated point."""
+def test_final_step_to_zero_is_x0_hat():
+    """An Euler step to s = 0 is x - s v: the x0_hat predicted at the point it starts from."""
     x, v, s = torch.randn(2, 6), torch.randn(2, 6), torch.tensor(0.1667)
     assert torch.equal(ode_step(x, v, s, torch.tensor(0.0)), x - s * v)
 
@@ -85,3 +85,71 @@ def test_schedule_rejects_bad_arguments():
         completion_schedule(16, 1, 16)
     with pytest.raises(ValueError):
         completion_schedule(0, 0, 16)
+
+
+def authors_run_ode_sample_step(velocity, x, sigmas, k):
+    """A plain transcription of the authors' loop (bcmi/Granular-GRPO, run_ode_sample_step) on a
+    schedule sigmas = s[0:k+2] ++ s[k+2::lam]: Euler from index k + 1, returning the x0_hat of
+    the LAST loop iteration (at the second-to-last schedule point)."""
+    for i in range(k + 1, len(sigmas) - 1):
+        v = velocity(x, sigmas[i])
+        x0_hat = x - sigmas[i] * v
+        x = x + (sigmas[i + 1] - sigmas[i]) * v
+    return x0_hat
+
+
+def _engine_completion(velocity, x, k, lam, steps, end):
+    from engine.rollout import integrate_ode
+
+    grid = sigma_grid(steps, 3.0).double()
+    runner = lambda x, s, cond, idx: velocity(x, s.reshape(-1, 1))  # noqa: E731 (a fake model)
+    rows = torch.zeros(len(x), dtype=torch.long)
+    return integrate_ode(runner, x, {}, rows, grid, [completion_schedule(k, lam, steps, end)] * len(x))
+
+
+@pytest.mark.parametrize("steps", [16, 10])
+def test_authors_completion_end_equals_their_loop(steps):
+    """completion='authors' gives the image the authors' code returns, for every k and lambda; where
+    the strides reach s = 0 it equals 'append_zero', elsewhere it is a different image."""
+    weight = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) / 3
+    velocity = lambda x, s: torch.tanh(x @ weight) * (1 + s)  # noqa: E731 (depends on x and s, like a model)
+    grid = sigma_grid(steps, 3.0).double()
+    x = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    differ = 0
+    for k in range(steps - 2):
+        for lam in (1, 2, 3):
+            sigmas = torch.cat([grid[:k + 2], grid[k + 2::lam]])
+            if k + 2 not in completion_schedule(k, lam, steps, "authors"):
+                continue  # refused by the config check (the shared fine step would be skipped)
+            theirs = authors_run_ode_sample_step(velocity, x, sigmas, k)
+            ours = _engine_completion(velocity, x, k, lam, steps, "authors")
+            assert torch.allclose(ours, theirs, atol=1e-12), (k, lam)
+            appended = _engine_completion(velocity, x, k, lam, steps, "append_zero")
+            if sigmas[-1] == 0:
+                assert torch.equal(ours, appended), (k, lam)
+            else:
+                differ += 1
+                assert not torch.allclose(ours, appended, atol=1e-6), (k, lam)
+    assert differ > 0
+
+
+def test_append_zero_end_is_x0_hat_at_the_last_strided_point():
+    k, lam, steps = 0, 3, 16  # strides stop at s = .30
+    weight = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) / 3
+    velocity = lambda x, s: torch.tanh(x @ weight) * (1 + s)  # noqa: E731
+    grid = sigma_grid(steps, 3.0).double()
+    x = torch.randn(2, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    sigmas = torch.cat([grid[:k + 2], grid[k + 2::lam], torch.zeros(1, dtype=torch.float64)])  # s = 0 appended
+    assert torch.allclose(_engine_completion(velocity, x, k, lam, steps, "append_zero"),
+                          authors_run_ode_sample_step(velocity, x, sigmas, k), atol=1e-12)
+
+
+def test_authors_end_that_would_skip_the_shared_fine_step_is_refused():
+    from engine.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="algorithm.completion"):
+        load_config("configs/g2rpo.yaml", ["algorithm.completion=authors", "algorithm.branch_steps=[13]",
+                                           "algorithm.granularities=[3]"])
+    with pytest.raises(ConfigError, match="algorithm.completion"):
+        load_config("configs/g2rpo.yaml", ["algorithm.completion=sideways"])
+    load_config("configs/g2rpo.yaml", ["algorithm.completion=authors"])  # the paper's K and Lambda are fine

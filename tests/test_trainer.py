@@ -137,3 +137,19 @@ def test_g2rpo_raises_a_reward_a_lora_can_move(tmp_path, small_config):
     after = trainer.sample(prompts, seed_key=99).mean().item()
     assert after > before + 0.05, (before, after)
     assert records[-1]["reward"]["brightness"]["mean"] > records[0]["reward"]["brightness"]["mean"]
+
+
+def test_policy_movement_starts_at_zero_grows_with_updates_and_survives_resume(small_config, tmp_path):
+    """The LoRA starts as the identity, so the probe sees no movement before the first update; each
+    record then says how far the velocity has moved from the base, and a resumed run measures
+    against the same probe (the base's velocity is kept in the run folder)."""
+    cfg = small_config("train.iterations=3", "train.checkpoint_every=2", "train.learning_rate=0.01")
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.policy_movement() == 0.0
+    records = trainer.run(progress=False)
+    moved = [r["policy_movement"] for r in records]
+    assert 0 < moved[0] < moved[2]
+    resumed = Trainer(cfg, tmp_path, resume=True)  # from the final checkpoint
+    assert resumed.policy_movement() == pytest.approx(moved[2], rel=1e-5)
+    frozen = Trainer(small_config("train.iterations=1", "train.learning_rate=1e-12"), tmp_path / "frozen")
+    assert frozen.run(progress=False)[0]["policy_movement"] < 1e-6 * moved[0]

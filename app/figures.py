@@ -168,20 +168,25 @@ def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = Non
 
 def diagnostics(metrics: list[dict]) -> go.Figure:
     """Small multiples of the optimisation's health per iteration: loss, importance ratio (mean with
-    min/max band), clip fraction, KL, gradient norm, and where the wall time went (stacked phases)."""
+    min/max band), clip fraction, how far the policy moved from the base (relative velocity change on
+    a fixed probe batch: a run that did not move is told apart from one that moved without gain), KL,
+    gradient norm, and where the wall time went (stacked phases)."""
     if not metrics:
         return _empty()
     records = [m.get("record") or {} for m in metrics]
     has_kl = any(r.get("kl") is not None for r in records)
     kl_title = "KL to reference" if has_kl else "approx KL (old→new)"
     kl = [r.get("kl") for r in records] if has_kl else [m.get("approx_kl") for m in metrics]
-    fig = make_subplots(rows=2, cols=3, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=("loss", "importance ratio", "clip fraction",
+    fig = make_subplots(rows=2, cols=4, shared_xaxes=True, vertical_spacing=0.12,
+                        specs=[[{}, {}, {}, {}], [{}, {}, {"colspan": 2}, None]],
+                        subplot_titles=("loss", "importance ratio", "clip fraction", "policy movement ‖Δv‖/‖v_base‖",
                                         kl_title, "grad norm", "time per iteration (s)"))
     xs = [m["iteration"] for m in metrics]
     single = {"loss": (1, 1), "clip_fraction": (1, 3), "grad_norm": (2, 2)}
     for key, (row, col) in single.items():
         fig.add_trace(_line(xs, [m.get(key) for m in metrics], key, colour(0), showlegend=False), row=row, col=col)
+    fig.add_trace(_line(xs, [r.get("policy_movement") for r in records], "policy_movement", colour(0),
+                        showlegend=False), row=1, col=4)
     fig.add_trace(_line(xs, kl, kl_title, colour(0), showlegend=False), row=2, col=1)
     # ratio: min then max filled to it ("tonexty"), then the mean on top
     fig.add_trace(_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1),

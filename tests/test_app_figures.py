@@ -13,7 +13,7 @@ def make_metrics(n=3, names=("brightness", "contrast")):
              "ratio_mean": 1.0, "ratio_min": 0.9, "ratio_max": 1.1, "clip_fraction": 0.05, "approx_kl": 0.01 * i,
              "grad_norm": None if i == 1 else 2.0, "seconds": 1.5 * (i + 1), "model_evaluations": 10 * (i + 1),
              "rewards": {name: {"mean": 0.1 * i + j, "std": 0.1} for j, name in enumerate(names)},
-             "record": {"time": {"rollout": 1.0, "reward": 0.2, "train": 0.3}}}
+             "record": {"time": {"rollout": 1.0, "reward": 0.2, "train": 0.3}, "policy_movement": 0.01 * i}}
             for i in range(n)]
 
 
@@ -144,6 +144,8 @@ def test_diagnostics_panels_and_kl_choice():
     titles = [a.text for a in fig.layout.annotations]
     assert "approx KL (old→new)" in titles
     assert list(traces(fig, "grad_norm")[0].y) == [2.0, None, 2.0]
+    assert "policy movement ‖Δv‖/‖v_base‖" in titles
+    assert list(traces(fig, "policy_movement")[0].y) == [m["record"].get("policy_movement") for m in metrics]
     assert [t.name for t in fig.data if t.type == "bar"] == list(figures.PHASES)
     for m in metrics:
         m["record"]["kl"] = 0.3

@@ -68,8 +68,10 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(WEIGHTS))
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     net = PreferenceNet(list(VOCABULARY))
@@ -85,7 +87,10 @@ def main(argv=None):
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.3f}")
     net.eval()
-    report = {"settings": vars(args), "minutes": (time.time() - start) / 60,
+    settings = {k: v for k, v in vars(args).items() if k != "out"}  # no machine's absolute path
+    report = {"command": "python -m engine.rewards.train_preference "
+                         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()),
+              "settings": settings, "minutes": round((time.time() - start) / 60, 1),
               "accuracy_train_prompts": accuracy(net, "train"), "accuracy_eval_prompts": accuracy(net, "eval")}
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, args.out)
     with open(str(args.out).replace(".safetensors", ".json"), "w") as f:

@@ -8,7 +8,7 @@ from app import forms
 
 PRESET = "G²RPO · built-in model"
 SMALL = dict(branch_steps="0, 1, 2, 3", granularities="1, 2", group_size=4, iterations=4, steps=8, eval_every=2,
-             sample_every=2, checkpoint_every=2)
+             sample_every=2, checkpoint_every=2, prompts_per_iteration=1)
 
 
 def form(**changes) -> list:
@@ -49,7 +49,7 @@ def test_submit_trains_and_compare_shows_base_and_tuned(client):
         run_id, None, "two red circles on a black background", 3, api_name="/compare")
     assert slider_base and slider_tuned and base and tuned
     names = [row[0] for row in scores["data"]]
-    assert names == ["preference", "adherence", "background", "colour", "shape", "count"]
+    assert names == ["adherence", "preference", "background", "colour", "shape", "count"]  # training reward first
     from PIL import Image
     import numpy as np
 
@@ -106,6 +106,6 @@ def test_overlay_draws_several_finished_runs(client):
     figure = plot["plot"] if isinstance(plot, dict) else plot
     for run_id in ids:
         assert f"#{run_id} " in figure and f"| #{run_id} " in table
-    assert "model evaluations" in figure and "preference" in figure
+    assert "model evaluations" in figure and "adherence" in figure  # the training reward first
     with pytest.raises(Exception, match="at least two runs"):
         client.predict(ids[:1], None, "iteration", api_name="/overlay")

@@ -53,7 +53,8 @@ def launch(page, iterations: int, name: str) -> int:
     for key, value in (("name", name), ("branch_steps", "0, 1, 2, 3"), ("granularities", "1, 2"),
                        ("group_size", 4), ("iterations", iterations)):
         fill(page, key, value)
-    for key, value in (("steps", 8), ("eval_every", 5), ("sample_every", 5), ("checkpoint_every", 10)):
+    for key, value in (("steps", 8), ("eval_every", 5), ("sample_every", 5), ("checkpoint_every", 10),
+                       ("prompts_per_iteration", 1)):
         fill(page, key, value)
     page.click("#launch-button")
     message = page.locator("#launch-message")
@@ -81,16 +82,16 @@ def test_launch_and_watch_the_reward_and_the_heatmap_grow_then_compare(page):
     run_id = launch(page, iterations=40, name="browser")
     status = page.locator("#monitor-status")  # launching opens Monitor on the new run
     status.get_by_text(f"Run #{run_id}").wait_for()
-    first = wait_until(lambda: plot_points(page, "reward-plot", "preference") >= 2 and plot_points(page, "step-heatmap"), 180,
+    first = wait_until(lambda: plot_points(page, "reward-plot", "adherence") >= 2 and plot_points(page, "step-heatmap"), 180,
                        "the first iterations to be drawn")
-    rewards, heat = plot_points(page, "reward-plot", "preference"), plot_points(page, "step-heatmap")
+    rewards, heat = plot_points(page, "reward-plot", "adherence"), plot_points(page, "step-heatmap")
     shot(page, "monitor-early")
-    wait_until(lambda: plot_points(page, "reward-plot", "preference") > rewards + 3, 120, "the reward curve to grow")
+    wait_until(lambda: plot_points(page, "reward-plot", "adherence") > rewards + 3, 120, "the reward curve to grow")
     wait_until(lambda: plot_points(page, "step-heatmap") > heat, 60, "the heatmap to grow")
     assert first
     status.get_by_text("completed").wait_for(timeout=240_000)
     page.wait_for_timeout(2500)  # the last tick
-    assert plot_points(page, "reward-plot", "preference") == 40
+    assert plot_points(page, "reward-plot", "adherence") == 40
     assert page.locator("#samples-gallery img").count() > 0
     shot(page, "monitor-completed")
 

@@ -1,6 +1,6 @@
 """Pretrain the built-in model on the shapes world with the flow-matching loss:
 
-    python -m engine.models.pretrain [--steps 12000] [--out engine/models/weights/builtin]
+    python -m engine.models.pretrain [--steps 10000] [--out engine/models/weights/builtin]
 
 The loss is || v_theta(x_s, s, c) - (eps - x0) ||^2. By default s is drawn logit-normal (SD3's
 choice), which spends the training on the middle noise levels where shapes are decided; `--time
@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m engine.models.pretrain", description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=12000)
+    p.add_argument("--steps", type=int, default=10000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
@@ -121,15 +121,20 @@ def main(argv=None):
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     state_file, settings = work / "pretrain_state.pt", {k: v for k, v in vars(args).items() if k not in ("work", "out")}
-    first, losses, seconds = 0, [], 0.0
+    first, losses, seconds, history = 0, [], 0.0, []
     if state_file.exists():
         state = torch.load(state_file, weights_only=False)
-        if state["settings"] != settings:
+        # --steps may change on resume (a shorter or longer schedule from there on); it is recorded
+        other = {k: v for k, v in state["settings"].items() if k != "steps"}
+        if other != {k: v for k, v in settings.items() if k != "steps"}:
             raise SystemExit(f"{state_file} was made with other settings {state['settings']}; use another --work")
+        history = state.get("history") or [{"steps": state["settings"]["steps"], "from_step": 0}]
         model.load_state_dict(state["model"]), ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"]), generator.set_state(state["generator"])
         first, losses, seconds = state["step"], state["losses"], state["seconds"]
         print(f"resuming {state_file} at step {first}")
+    if not history or history[-1]["steps"] != args.steps:
+        history.append({"steps": args.steps, "from_step": first})
     start = time.time() - seconds
     bar = tqdm(range(first, args.steps), initial=first, total=args.steps, desc="pretrain")
     for step in bar:
@@ -151,7 +156,7 @@ def main(argv=None):
         if done % args.snapshot_every == 0 or done == args.steps:
             torch.save({"settings": settings, "model": model.state_dict(), "ema": ema.state_dict(),
                         "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": done,
-                        "losses": losses, "seconds": time.time() - start}, state_file.with_suffix(".tmp"))
+                        "losses": losses, "seconds": time.time() - start, "history": history}, state_file.with_suffix(".tmp"))
             state_file.with_suffix(".tmp").replace(state_file)  # a kill mid-write keeps the previous state
             save_grid(ema.eval(), work / f"grid_{done:06d}.png")
             ema.train()
@@ -167,8 +172,13 @@ def main(argv=None):
 
     saved = load_builtin(out)  # score what was saved (float16), not the float32 copy
     save_grid(saved, work / "grid_final.png")
-    report = {"command": "python -m engine.models.pretrain " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items()),
-              "settings": settings, "minutes": round(minutes, 1),
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if k != "steps")
+    # One command per schedule: a run whose --steps changed on resume is reproduced by running
+    # each until the next one's first step (killing it after that step's snapshot), then the last.
+    report = {"commands": [f"python -m engine.models.pretrain --steps {h['steps']} {flags}"
+                           + (f"  # until the snapshot at step {history[i + 1]['from_step']}" if i + 1 < len(history) else "")
+                           for i, h in enumerate(history)],
+              "settings": settings, "schedule_history": history, "minutes": round(minutes, 1),
               "final_loss": round(sum(losses[-200:]) / len(losses[-200:]), 4),
               "verifiers_2_seeds": verifier_scores(saved)}
     (out / "pretrain.json").write_text(json.dumps(report, indent=1))

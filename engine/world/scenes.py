@@ -42,7 +42,12 @@ COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 # Object side as a fraction of the image side: 9px and 13px at 32x32, large enough that a 4x4-pixel
 # token model can draw a triangle's slope and a circle's round edge (at 7px they were blobs).
 SIZE_FRACTION = {"small": 9 / 32, "large": 13 / 32}
-MARGIN, GAP = 2, 2  # px kept free at the image border (for the background check) and between objects
+GAP = 2  # px kept free between objects
+# Object corners sit on a lattice of 1/8 of the image side (4 px at 32x32: the built-in model's token
+# size), 1/32 of the side in from the border (which stays background for the background check). So
+# an object always covers the model's tokens the same way wherever it is placed: the model learns one
+# stencil per shape and size instead of sixteen sub-token shifts of it.
+LATTICE_FRACTION, MARGIN_FRACTION = 1 / 8, 1 / 32
 
 # Held-out combinations: every single word still occurs in training, only these pairings don't.
 HELD_OUT_COLOUR_SHAPE = {("red", "triangle"), ("blue", "circle")}
@@ -193,24 +198,24 @@ def shape_mask(shape: str, side: int) -> np.ndarray:
 
 
 def _place(rng: np.random.Generator, count: int, side: int, size: int) -> list[tuple[int, int]]:
-    """Top-left corners of `count` side x side boxes, >= GAP px apart and MARGIN px from the edge."""
-    hi = size - side - MARGIN  # inclusive upper bound of a corner coordinate
+    """Top-left corners of `count` side x side boxes on the lattice, >= GAP px apart, inside the margin."""
+    margin, step = max(1, round(MARGIN_FRACTION * size)), max(1, round(LATTICE_FRACTION * size))
+    positions = (size - margin - side - margin) // step + 1  # lattice corners per axis
+    if positions < 1 or (count > 1 and (positions - 1) * step < side + GAP):
+        raise ValueError(f"image size {size} is too small for {count} objects of {side}px")
     for _ in range(50):  # random rejection sampling first, for varied layouts
         boxes = np.zeros((0, 2), int)
         for _ in range(count):
-            candidates = rng.integers(MARGIN, hi + 1, size=(100, 2))  # 100 tries at once
+            candidates = margin + step * rng.integers(0, positions, size=(100, 2))  # 100 tries at once
             apart = (np.abs(candidates[:, None] - boxes[None]) >= side + GAP).any(-1).all(1)
             if not apart.any():
                 break
             boxes = np.concatenate([boxes, candidates[apart.argmax()][None]])
         if len(boxes) == count:
             return [(int(y), int(x)) for y, x in boxes]
-    # Fallback (tight fits only): jittered cells of a 2x2 grid, which always fits.
-    cell = (size - 2 * MARGIN) // 2
-    slack = max(0, cell - side - GAP)
-    cells = rng.permutation(4)[:count]
-    return [(MARGIN + cell * (c // 2) + int(rng.integers(0, slack + 1)),
-             MARGIN + cell * (c % 2) + int(rng.integers(0, slack + 1))) for c in cells]
+    # Fallback (tight fits only): distinct corners of the lattice, which are far enough apart (checked above).
+    far = margin + step * (positions - 1)
+    return [((margin, far)[c // 2], (margin, far)[c % 2]) for c in rng.permutation(4)[:count]]
 
 
 def resolve_size(spec: SceneSpec, seed: int) -> str:
@@ -223,8 +228,6 @@ def resolve_size(spec: SceneSpec, seed: int) -> str:
 def render(spec: SceneSpec, seed: int, size: int = 32) -> np.ndarray:
     """uint8 [size, size, 3]. Deterministic from (spec, seed); layout depends only on seed."""
     side = object_side(resolve_size(spec, seed), size)
-    if side + 2 * MARGIN > size:
-        raise ValueError(f"image size {size} is too small")
     img = np.empty((size, size, 3), np.uint8)
     img[:] = _to_uint8(BACKGROUNDS[spec.background])
     stencil = shape_mask(spec.shape, side)

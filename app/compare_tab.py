@@ -9,7 +9,7 @@ import gradio as gr
 import numpy as np
 
 from app import sampler
-from app.forms import MAX_PROMPT_CHARS
+from engine.limits import limit
 from app.runs_tab import run_choices
 
 DISPLAY_PIXELS = 256  # small models draw 32x32: enlarged without smoothing, so pixels stay honest
@@ -45,8 +45,8 @@ def _prompts(text: str, model: str) -> list[str]:
     prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
     if not prompts:
         raise gr.Error("Enter a prompt.")
-    if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
-        raise gr.Error(f"A prompt is longer than {MAX_PROMPT_CHARS:,} characters.")
+    if any(len(p) > limit("prompt_chars") for p in prompts):
+        raise gr.Error(f"A prompt is longer than {limit('prompt_chars'):,} characters.")
     try:
         check_model_prompts(ModelConfig(model), prompts)
     except ValueError as err:

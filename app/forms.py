@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from engine.config import ConfigError, load_config, parse_config
+from engine.limits import limit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
@@ -24,7 +25,6 @@ PRESETS = {  # label -> config file
     "MixGRPO · built-in model": "mixgrpo.yaml",
     "G²RPO · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-hps-clip-lora.yaml",
 }
-MAX_PROMPT_CHARS = 2000  # longer than any text encoder reads (CLIP 77 tokens, T5 512)
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,10 @@ def _parse(f: Field, raw):
         return rewards
     if f.kind == "lines":
         lines = [line.strip() for line in str(raw or "").splitlines() if line.strip()]
-        too_long = [line for line in lines if len(line) > MAX_PROMPT_CHARS]
+        too_long = [line for line in lines if len(line) > limit("prompt_chars")]
         if too_long:
-            raise ValueError(f"a prompt of {len(too_long[0]):,} characters; at most {MAX_PROMPT_CHARS:,}")
+            raise ValueError(f"a prompt of {len(too_long[0]):,} characters; at most {limit('prompt_chars'):,} "
+                             "(G2RPO_MAX_PROMPT_CHARS)")
         return lines or None
     return raw
 

@@ -133,7 +133,8 @@ class Trainer:
         fine-tune included, whose base weights are gone by then) measures against the same base."""
         path = self.out_dir / "movement_probe.pt"
         if path.exists():
-            return torch.load(path, map_location=self.accelerator.device)
+            device = self.accelerator.device  # "cpu:0" under accelerate on CPUs, which torch.load cannot map to
+            return torch.load(path, map_location="cpu" if device.type == "cpu" else device)
         n, prompts, grid = self.cfg.train.movement_probe, self.cfg.sample_prompts, self.algorithm.grid
         rows = [prompts[i % len(prompts)] for i in range(n)]
         at = torch.linspace(0, self.cfg.sampling.steps - 1, n).round().long().to(self.accelerator.device)  # a grid point per row

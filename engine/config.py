@@ -100,7 +100,7 @@ class LoraConfig:
 class TrainConfig:
     iterations: Annotated[Count, limited("iterations")] = 100
     prompts_per_iteration: Annotated[Count, limited("prompts_per_iteration")] = 1  # per process; a whole group each
-    learning_rate: Positive = 1e-4
+    learning_rate: Annotated[Positive, rule(lambda lr: lr <= 1, "must be at most 1")] = 1e-4
     betas: list[Float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: Annotated[Float, at_least(0)] = 1e-4
     max_grad_norm: Positive = 1.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import auth, forms
+from app.errors import one_line, user_errors
 from engine.config import ALGORITHMS
 from engine.models import model_names
 
@@ -18,14 +19,16 @@ def _component(f: forms.Field, value):
         return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value, **common)
     if f.kind in ("int", "float") and f.optional:  # a Number box cannot be empty (it sends 0): text it is
         return gr.Textbox(value="" if value is None else str(value), placeholder="default", **common)
-    if f.kind in ("int", "float"):
-        return gr.Number(value=value, precision=0 if f.kind == "int" else None, **common)
+    if f.kind in ("int", "float"):  # no precision=0 for ints: it would round 2.5 to 2 before the check
+        return gr.Number(value=value, **common)
     if f.kind == "lines":
         return gr.Textbox(value=value, lines=3, max_lines=12, **common)
     return gr.Textbox(value=value, **common)
 
 
 def queue_message(run_id: int) -> str:
+    from engine.config import parse_config
+    from engine.estimate import estimate
     from jobs import api
 
     where = api.queue_position(run_id)
@@ -34,27 +37,33 @@ def queue_message(run_id: int) -> str:
     else:
         place = (f"position {where['ahead'] + 1} in the queue: {where['ahead']} queued before it, "
                  f"{where['running']} running")
-    return f"✅ Queued run **#{run_id}**: {place}. Watch it in **Monitor**."
+    cost = estimate(parse_config(api.get_run(run_id)["config"])).describe()
+    return f"✅ Queued run **#{run_id}**: {place}. Estimated: {cost}. Watch it in **Monitor**."
 
 
-def submit(authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
+def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
     """Validate and queue; returns (message, run id)."""
     from jobs import api
 
-    auth.guard(authorized)
+    auth.guard(authorized, profile)
+    if preset not in forms.PRESETS:
+        raise gr.Error(f"Not queued: unknown preset; known: {', '.join(forms.PRESETS)}")
     config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
         raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
     try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
-        run_id = api.submit(config, name=(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
+        run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
     except (api.ConfigError, api.QueueError) as err:
-        raise gr.Error(f"Not queued: {err}") from None
+        raise gr.Error(f"Not queued: {one_line(err)}") from None
     return queue_message(run_id), run_id
 
 
 def validate_form(authorized: bool, preset: str, name: str, *values):
     """Gradio's validator: one gr.validate per input, so each message shows at its field."""
-    _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    if preset not in forms.PRESETS:
+        errors = {"": f"unknown preset; known: {', '.join(forms.PRESETS)}"}
+    else:
+        _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
     general = errors.pop("", None)
     return [gr.validate(True, ""), gr.validate(general is None, general or ""), gr.validate(True, "")] + [
         gr.validate(key not in errors, errors.get(key, "")) for key in forms.KEYS]
@@ -86,6 +95,6 @@ def build(authorized: gr.State) -> dict:
 
     preset.change(lambda label: [forms.preset_values(label)[k] for k in forms.KEYS], preset,
                   [fields[k] for k in forms.KEYS], api_visibility="private")
-    button.click(submit, inputs, [message, run_id], validator=validate_form, api_name="submit",
-                 concurrency_limit=1)
+    button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
+                 api_name="submit", concurrency_limit=1)
     return {"run_id": run_id, "message": message}

@@ -15,8 +15,9 @@ from engine.models import model_names
 
 def _component(f: forms.Field, value):
     common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}")
-    if f.kind == "choice":
-        return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value, **common)
+    if f.kind == "choice":  # custom values reach the config's check, whose message names them
+        return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value,
+                           allow_custom_value=True, **common)
     if f.kind in ("int", "float") and f.optional:  # a Number box cannot be empty (it sends 0): text it is
         return gr.Textbox(value="" if value is None else str(value), placeholder="default", **common)
     if f.kind in ("int", "float"):  # no precision=0 for ints: it would round 2.5 to 2 before the check
@@ -73,7 +74,7 @@ def build(authorized: gr.State) -> dict:
     first = next(iter(forms.PRESETS))
     values = forms.preset_values(first)
     with gr.Row():
-        preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2,
+        preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2, allow_custom_value=True,
                              info="a config from configs/; edit any field below")
         name = gr.Textbox(label="Run name", placeholder="optional", scale=2, elem_id="field-name")
     fields = {}
@@ -93,8 +94,12 @@ def build(authorized: gr.State) -> dict:
     run_id = gr.Number(visible=False, precision=0)
     inputs = [authorized, preset, name] + [fields[k] for k in forms.KEYS]
 
-    preset.change(lambda label: [forms.preset_values(label)[k] for k in forms.KEYS], preset,
-                  [fields[k] for k in forms.KEYS], api_visibility="private")
+    def fill(label):  # a preset picked: its values in every field (a typed-in unknown one changes nothing)
+        if label not in forms.PRESETS:
+            return [gr.skip()] * len(forms.KEYS)
+        return [forms.preset_values(label)[k] for k in forms.KEYS]
+
+    preset.change(fill, preset, [fields[k] for k in forms.KEYS], api_visibility="private")
     button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
                  api_name="submit", concurrency_limit=1)
     return {"run_id": run_id, "message": message}

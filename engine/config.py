@@ -93,7 +93,7 @@ class LoraConfig:
     enabled: Bool = True  # False: full fine-tuning of the transformer
     rank: Annotated[Count, limited("lora_rank")] = 8
     alpha: Positive = 16.0
-    target_modules: Annotated[list[Name], items("rewards")] | None = None  # None: the model adapter's default
+    target_modules: Annotated[list[Name], rule(lambda v: len(v) <= 64, "at most 64 module names")] | None = None  # None: the adapter's
 
 
 @dataclass(config=SCHEMA)
@@ -372,7 +372,7 @@ def _read_prompt_files(cfg: Config, read_from: list[Path] | None, errors: list[s
 
 def _prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:
     """Prompts the model cannot encode (an unknown word for the built-in model), from the config or
-    its files; at most a few per source are listed, each quoting a short excerpt."""
+    its files: a few inline ones are listed, a file's first only (its unknown words, not the line)."""
     from engine.models import check_model_prompts, model_names
 
     if cfg.model.name not in model_names():
@@ -380,20 +380,21 @@ def _prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[st
     errors = []
     sources = {key: getattr(cfg, key) for key in ("prompts", "sample_prompts", "eval_prompts")}
     for key, prompts in {**sources, **file_prompts}.items():
-        bad = 0
+        from_file = key in file_prompts
+        bad, shown = 0, 1 if from_file else 3
         for i, prompt in enumerate(prompts or []):
-            where = f"{key}: line {i + 1}" if key in file_prompts else f"{key}[{i}]"
-            if key in file_prompts and len(prompt) > limit("prompt_chars"):
+            if from_file and len(prompt) > limit("prompt_chars"):
                 message = f"a prompt of {len(prompt):,} characters; at most {limit('prompt_chars'):,}"
             else:
                 try:
-                    check_model_prompts(cfg.model, [prompt], quote=key not in file_prompts)
+                    check_model_prompts(cfg.model, [prompt], quote=not from_file)
                     continue
                 except ValueError as err:
                     message = str(err)
             bad += 1
-            if bad <= 3:
-                errors.append(f"{where}: {message}")
-        if bad > 3:
-            errors.append(f"{key}: ... and {bad - 3:,} more prompts the model cannot take")
+            if bad <= shown:
+                errors.append(f"{key}: line {i + 1}: {message}" if from_file else f"{key}[{i}]: {message}")
+        if bad > shown:
+            errors.append(f"{key}: ... and {bad - shown:,} more {'lines' if from_file else 'prompts'} "
+                          "the model cannot take")
     return errors

@@ -55,6 +55,7 @@ LIMITS = {limit.name: limit for limit in (
     Limit("movement_probe", 64, "probe rows"),
     Limit("rewards", 16, "reward models"),
     Limit("prompts_file_mb", 64, "MB per prompts file"),
+    Limit("queued_runs", 50, "runs waiting in the queue"),  # jobs: a submission beyond it is refused
 )}
 
 

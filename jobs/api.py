@@ -63,9 +63,24 @@ def submit(config: str | Path | dict | None, overrides=(), name: str = "") -> in
     """Validate a config (a YAML path, a dict, or None for the defaults), store the run, queue it.
     Returns the run id."""
     resolved = check_config(config, overrides)
+    _room_in_queue()
     run_id = runs.create(resolved, name or (Path(config).stem if isinstance(config, (str, Path)) else ""))
     _enqueue(run_id)
     return run_id
+
+
+def _room_in_queue() -> None:
+    """JobError when as many runs wait as G2RPO_MAX_QUEUED_RUNS allows (a flood of small runs)."""
+    from engine.limits import too_large
+
+    with db.session() as s:
+        waiting = s.scalar(select(func.count()).where(Run.status == "queued"))
+    try:
+        message = too_large("queued_runs", waiting + 1)
+    except ValueError as err:  # the variable is not a number
+        raise JobError(str(err)) from None
+    if message:
+        raise JobError(f"the queue is full: {message}; wait for runs to finish or cancel some")
 
 
 def _enqueue(run_id: int) -> None:
@@ -139,6 +154,7 @@ def resume(run_id: int, overrides=()) -> None:
     if run.status not in RESUMABLE:
         raise JobError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
     config = check_config(run.config, overrides) if overrides else None
+    _room_in_queue()
     if not runs.requeue(run_id, config):
         raise JobError(f"run {run_id} changed state meanwhile ({_run(run_id).status}); try again")
     _enqueue(run_id)

@@ -37,8 +37,10 @@ def _names(env: str) -> set[str]:
 
 
 def oauth_offered() -> bool:
-    """On a Space with hf_oauth (Hugging Face sets OAUTH_CLIENT_ID) and an allow-list to check."""
-    return bool(os.environ.get("OAUTH_CLIENT_ID")) and bool(_names("G2RPO_HF_USERS") | _names("G2RPO_HF_ORGS"))
+    """On a Space (SYSTEM=spaces, as Gradio checks) with hf_oauth (Hugging Face then sets
+    OAUTH_CLIENT_ID), and an allow-list to check."""
+    on_space = os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("OAUTH_CLIENT_ID"))
+    return on_space and bool(_names("G2RPO_HF_USERS") | _names("G2RPO_HF_ORGS"))
 
 
 def required() -> bool:

@@ -126,6 +126,7 @@ def test_the_delay_doubles_to_a_cap_and_only_an_allow_listed_hf_account_passes(m
     profile = gr.OAuthProfile({"name": "A", "preferred_username": "Alice", "profile": "", "picture": "",
                                "orgs": [{"preferred_username": "lab", "name": "Lab"}]})
     assert not auth.allowed(profile)  # not on a Space with OAuth: never
+    monkeypatch.setenv("SYSTEM", "spaces")
     monkeypatch.setenv("OAUTH_CLIENT_ID", "x")
     monkeypatch.setenv("G2RPO_HF_USERS", "bob")
     assert auth.oauth_offered() and auth.required() and not auth.allowed(profile) and not auth.allowed(None)
@@ -137,3 +138,24 @@ def test_the_delay_doubles_to_a_cap_and_only_an_allow_listed_hf_account_passes(m
     with pytest.raises(gr.Error, match="sign in with Hugging Face"):
         auth.guard(False, None)
     auth.guard(False, profile)
+
+
+def test_the_hugging_face_button_is_offered_only_on_a_space_with_oauth_and_an_allow_list(monkeypatch):
+    """As on a Space with hf_oauth: true (Hugging Face sets these variables; gradio reads them at import)."""
+    import gradio as gr
+    import gradio.oauth
+
+    from app.ui import build_demo
+
+    space = {"SYSTEM": "spaces", "SPACE_ID": "me/g2rpo", "OAUTH_CLIENT_ID": "id", "OAUTH_CLIENT_SECRET": "secret",
+             "OAUTH_SCOPES": "openid profile", "OPENID_PROVIDER_URL": "https://huggingface.co"}
+    for key, value in space.items():
+        monkeypatch.setenv(key, value)
+        monkeypatch.setattr(gradio.oauth, key, value, raising=False)
+
+    def buttons():
+        return [b for b in build_demo().blocks.values() if isinstance(b, gr.LoginButton)]
+
+    assert buttons() == []  # no allow-list: any account could sign in, so none is offered
+    monkeypatch.setenv("G2RPO_HF_ORGS", "my-lab")
+    assert len(buttons()) == 1

@@ -12,7 +12,6 @@ the gradients, which is the global mean since every process holds the same numbe
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import time
@@ -32,22 +31,11 @@ from engine.config import Config
 from engine.errors import NonFiniteError
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.records import JsonlSink, RecordSink, save_images
+from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
 from engine.sampling import ode_step
 from engine.update import policy_loss_backward
-
-
-def non_finite(value, path: str = "") -> list[str]:
-    """Where in a record (nested dicts and lists) a float is NaN or inf: ["policy_movement", ...]."""
-    if isinstance(value, float):
-        return [] if math.isfinite(value) else [path or "a value"]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in non_finite(v, f"{path}.{k}".lstrip("."))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
-    return []
 
 
 class Trainer:

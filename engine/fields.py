@@ -113,7 +113,7 @@ def non_empty(message: str):
 TYPES = {"int_type": "expected int", "int_from_float": "expected int", "float_type": "expected float",
          "float_parsing": "expected float", "bool_type": "expected bool", "bool_parsing": "expected bool",
          "string_type": "expected str", "list_type": "expected a list", "dataclass_type": "expected a mapping",
-         "dict_type": "expected a mapping", "finite_number": "must be a finite number", "missing": "required"}
+         "dict_type": "expected a mapping", "finite_number": "must be a finite number"}
 
 
 def problems_of(err: ValidationError, known: Callable[[tuple], list[str]]) -> list[str]:
@@ -121,10 +121,9 @@ def problems_of(err: ValidationError, known: Callable[[tuple], list[str]]) -> li
     keys that section knows (`known(loc)`)."""
     lines, unknown = [], {}
     for e in err.errors():
-        *parent, last = e["loc"] or ("",)
         path = _path(e["loc"])
         if e["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
-            unknown.setdefault(tuple(parent), []).append(path)
+            unknown.setdefault(tuple(e["loc"][:-1]), []).append(path[:80])
             continue
         ctx = e.get("ctx") or {}
         if e["type"] in ("rule", "limit"):
@@ -139,8 +138,7 @@ def problems_of(err: ValidationError, known: Callable[[tuple], list[str]]) -> li
             text = f"{TYPES.get(e['type'], e['msg'])}, got {excerpt(e['input'])}"
         lines.append(f"{path or 'config'}: {text}")
     for parent, paths in unknown.items():
-        lines.insert(0, f"unknown key(s) {', '.join(excerpt(p, 80) if len(p) > 80 else p for p in paths)}; "
-                        f"known: {', '.join(known(parent))}")
+        lines.insert(0, f"unknown key(s) {', '.join(paths)}; known: {', '.join(known(parent))}")
     return lines
 
 

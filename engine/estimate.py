@@ -6,10 +6,11 @@
 Model evaluations per iteration are counted exactly as the rollouts make them (tests/test_rollout.py
 checks the same count against the runner's counter). Seconds and bytes per evaluation:
 
-- built-in and tiny-flux: fitted to runs measured on this project's 2-core CPU (peak RSS and
-  seconds of one iteration at several group sizes, steps, resolutions and micro-batches, with
-  torch's memory for the model and libraries included); the fit errs high (measured peaks were 70
-  to 97% of the estimate). A faster machine trains faster than estimated.
+- built-in and tiny-flux: fitted to runs measured on this project's 2-core CPU (`python -m
+  engine.measure`: peak RSS and seconds of one iteration at several group sizes, steps,
+  resolutions and micro-batches, torch and the model included); the fit errs high (measured peaks
+  were 68 to 91% of the estimate). Seconds are those of the machine alone; one shared with other
+  jobs is slower (twice as slow at a load of 4 on its 2 cores), a faster one quicker.
 - FLUX and SD3.5: not measured (no GPU was available): weights and optimiser bytes are counted,
   activations follow the transformer's width and depth, and time assumes G2RPO_GPU_TFLOPS
   (default 400) of sustained bf16 throughput, about 40% of an H100's peak. A rough guide only.
@@ -29,10 +30,10 @@ from engine.schedule import completion_schedule
 GB = 1e9
 # Small models on a 2-core CPU: bytes and seconds, at 64 image tokens (both models' default size).
 SMALL = {
-    "builtin": dict(base=450e6, rollout_s=1.6e-3, train_s=3.0e-3),
-    "tiny-flux": dict(base=440e6, rollout_s=0.26e-3, train_s=1.45e-3),
+    "builtin": dict(base=500e6, rollout_s=1.6e-3, train_s=3.0e-3),
+    "tiny-flux": dict(base=490e6, rollout_s=0.26e-3, train_s=1.45e-3),
 }
-PER_ROW = 0.4e6  # a G²RPO branch row or a baseline member: latents, images, reward inputs, records
+PER_ROW = 0.45e6  # a G²RPO branch row or a baseline member: latents, images, reward inputs, records
 PER_TOKEN_ROLLOUT = 2.5e3  # activations of one sample-token in a no-grad model call
 PER_TOKEN_TRAIN = 100e3  # ... and in a training call (kept for the backward)
 # FLUX.1 and SD3.5 (Medium, Large): transformer and text-encoder parameters, width, depth, text tokens.

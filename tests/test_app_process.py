@@ -132,3 +132,25 @@ def test_a_replaced_database_is_noticed_in_process(tmp_path, monkeypatch):
             api.submit("configs/g2rpo.yaml", SMALL)
     finally:
         db.dispose_all()
+
+
+def test_a_postgresql_database_dropped_and_created_again_is_noticed(tmp_path, monkeypatch):
+    from sqlalchemy import create_engine, make_url, text
+
+    from jobs.testing import POSTGRES_ADMIN_URL, throwaway_postgres
+
+    with throwaway_postgres() as url:
+        if url is None:
+            pytest.skip("PostgreSQL is not reachable (set G2RPO_TEST_POSTGRES to a server's URL)")
+        monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
+        monkeypatch.setenv("G2RPO_DATABASE_URL", url)
+        monkeypatch.setattr(db, "SERVER_CHECK_S", 0.0)
+        api.list_runs()
+        name = make_url(url).database
+        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:  # what a restore from a backup, or a mistaken reset, does
+            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            c.execute(text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        with pytest.raises(StorageError, match="was replaced by another one"):
+            api.list_runs()

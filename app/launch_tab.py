@@ -38,8 +38,11 @@ def queue_message(run_id: int) -> str:
     else:
         place = (f"position {where['ahead'] + 1} in the queue: {where['ahead']} queued before it, "
                  f"{where['running']} running")
-    cost = estimate(parse_config(api.get_run(run_id)["config"])).describe()
-    return f"✅ Queued run **#{run_id}**: {place}. Estimated: {cost}. Watch it in **Monitor**."
+    try:
+        cost = f" Estimated: {estimate(parse_config(api.get_run(run_id)['config'])).describe()}."
+    except api.ConfigError:  # a limit lowered since: the run is queued all the same
+        cost = ""
+    return f"✅ Queued run **#{run_id}**: {place}.{cost} Watch it in **Monitor**."
 
 
 def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:

@@ -5,14 +5,18 @@ scored by the run's training and evaluation rewards.
 """
 from __future__ import annotations
 
+import math
+
 import gradio as gr
 import numpy as np
 
 from app import sampler
-from app.forms import MAX_PROMPT_CHARS
-from app.runs_tab import run_choices
+from app.errors import user_errors
+from app.runs_tab import selected_id, run_choices
+from engine.limits import SEED_MAX, limit
 
 DISPLAY_PIXELS = 256  # small models draw 32x32: enlarged without smoothing, so pixels stay honest
+MAX_SEEDS = 16  # a grid's seeds, and the prompts of a two-run comparison (open to every visitor)
 
 
 def _enlarge(image: np.ndarray) -> np.ndarray:
@@ -26,7 +30,7 @@ def _run(run_id) -> dict:
     if run_id in (None, ""):
         raise gr.Error("Choose a run.")
     try:
-        return api.get_run(int(run_id))
+        return api.get_run(selected_id(run_id))
     except api.JobError as err:
         raise gr.Error(str(err)) from None
 
@@ -42,11 +46,13 @@ def _prompts(text: str, model: str) -> list[str]:
     from engine.config import ModelConfig
     from engine.models import check_model_prompts
 
-    prompts = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    prompts = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     if not prompts:
         raise gr.Error("Enter a prompt.")
-    if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
-        raise gr.Error(f"A prompt is longer than {MAX_PROMPT_CHARS:,} characters.")
+    if len(prompts) > MAX_SEEDS:
+        raise gr.Error(f"At most {MAX_SEEDS} prompts at once, got {len(prompts):,}.")
+    if any(len(p) > limit("prompt_chars") for p in prompts):
+        raise gr.Error(f"A prompt is longer than {limit('prompt_chars'):,} characters.")
     try:
         check_model_prompts(ModelConfig(model), prompts)
     except ValueError as err:
@@ -61,8 +67,11 @@ def _rewards(run: dict) -> list[str]:
 
 def _generate(run: dict, adapters: list, prompts: list[str], seeds: list[int]) -> list[dict]:
     sampling = run["config"]["sampling"]
-    return sampler.generate(model=run["config"]["model"], adapters=adapters, prompts=prompts, seeds=seeds,
-                            rewards=_rewards(run), steps=sampling["steps"], shift=sampling["shift"])
+    try:
+        return sampler.generate(model=run["config"]["model"], adapters=adapters, prompts=prompts, seeds=seeds,
+                                rewards=_rewards(run), steps=sampling["steps"], shift=sampling["shift"])
+    except Exception as err:  # the sampler process failed (its own log has the traceback)
+        raise gr.Error(f"The sampler could not draw these images: {type(err).__name__}: {str(err)[:200]}") from None
 
 
 def _caption(row: dict, with_prompt: bool = False) -> str:
@@ -70,10 +79,21 @@ def _caption(row: dict, with_prompt: bool = False) -> str:
     return f"{row['prompt']} · seed {row['seed']}" if with_prompt else f"seed {row['seed']} · {scores}"
 
 
-def _seeds(seed, count: int = 1) -> list[int]:
-    if seed is None or int(seed) < 0:
-        raise gr.Error("The seed must be a whole number >= 0.")
-    return list(range(int(seed), int(seed) + int(count)))
+def _whole(value, low: int, high: int, what: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
+        raise gr.Error(f"The {what} must be a whole number in {low:,} .. {high:,}, got {str(value)[:30]}.")
+    return int(number)
+
+
+def _seeds(seed, count=1) -> list[int]:
+    seed, count = _whole(seed, 0, SEED_MAX, "seed"), _whole(count, 1, MAX_SEEDS, "number of seeds")
+    if seed + count - 1 > SEED_MAX:
+        raise gr.Error(f"Seeds go up to {SEED_MAX:,}.")
+    return list(range(seed, seed + count))
 
 
 def compare(run_id, checkpoint, prompt: str, seed):
@@ -124,7 +144,7 @@ def build() -> dict:
         refresh = gr.Button("↻ runs", scale=0, min_width=80)
     with gr.Row():
         prompt = gr.Textbox("two red circles on a black background", label="Prompt", elem_id="compare-prompt", scale=3)
-        seed = gr.Number(0, precision=0, label="Seed", scale=1)
+        seed = gr.Number(0, label="Seed", scale=1)
     button = gr.Button("Compare base and tuned", variant="primary", elem_id="compare-button")
     slider = gr.ImageSlider(label="base ⟷ tuned", elem_id="compare-slider", max_height=300)
     with gr.Row():
@@ -132,7 +152,7 @@ def build() -> dict:
         tuned = gr.Image(label="tuned", elem_id="compare-tuned", height=280)
     scores = gr.Dataframe(headers=["reward", "base", "tuned"], label="Scores", elem_id="compare-scores")
     with gr.Accordion("Seed grid", open=False):
-        count = gr.Slider(2, 16, value=6, step=1, label="seeds (from the seed above)")
+        count = gr.Slider(2, MAX_SEEDS, value=6, step=1, label="seeds (from the seed above)")
         grid_button = gr.Button("Draw the grid")
         grid_base = gr.Gallery(label="base", columns=8, height="auto")
         grid_tuned = gr.Gallery(label="tuned", columns=8, height="auto")
@@ -147,12 +167,12 @@ def build() -> dict:
             gallery_b = gr.Gallery(label="second run", columns=4, height="auto")
         runs_table = gr.Dataframe(headers=["reward", "first run", "second run"], label="Mean scores")
 
-    run.change(checkpoint_choices, run, checkpoint, api_visibility="private")
-    button.click(compare, [run, checkpoint, prompt, seed], [slider, base, tuned, scores], api_name="compare",
-                 concurrency_id="sampler")
-    grid_button.click(seed_grid, [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned],
+    run.change(user_errors(checkpoint_choices), run, checkpoint, api_visibility="private")
+    button.click(user_errors(compare), [run, checkpoint, prompt, seed], [slider, base, tuned, scores],
+                 api_name="compare", concurrency_id="sampler")
+    grid_button.click(user_errors(seed_grid), [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned],
                       api_name="seed_grid", concurrency_id="sampler")
-    runs_button.click(two_runs, [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
+    runs_button.click(user_errors(two_runs), [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
                       api_name="compare_runs", concurrency_id="sampler")
     refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
     for dropdown in (run, run_b):  # opening a list shows the runs launched since the page loaded

@@ -2,19 +2,22 @@
 
 A preset is a config file; the form shows its values and the user edits them. Submitting turns the
 form back into a config dict (the preset's, with the form's values written over it) and validates it
-with the CLI's rules (`engine.config.load_config`), so the UI accepts exactly what the CLI accepts.
+as the jobs API does (`jobs.api.check_config`: the CLI's rules, plus where files may come from and
+the estimate of memory and time), so the UI accepts what the API accepts.
 Each problem is shown at the field it names. Nothing here imports torch.
 """
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from engine.config import ConfigError, load_config, parse_config
+from engine.config import ConfigError, parse_config
+from engine.limits import excerpt, limit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
@@ -24,7 +27,6 @@ PRESETS = {  # label -> config file
     "MixGRPO · built-in model": "mixgrpo.yaml",
     "G²RPO · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-hps-clip-lora.yaml",
 }
-MAX_PROMPT_CHARS = 2000  # longer than any text encoder reads (CLIP 77 tokens, T5 512)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,12 @@ def _parse(f: Field, raw):
     if f.kind in ("int", "float"):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise ValueError("a number is needed")
-        number = float(raw)
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"a number is needed, got {excerpt(raw)}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"a finite number is needed, got {raw}")
         if f.kind == "int":
             if number != int(number):
                 raise ValueError(f"a whole number is needed, got {raw}")
@@ -144,9 +151,10 @@ def _parse(f: Field, raw):
         return rewards
     if f.kind == "lines":
         lines = [line.strip() for line in str(raw or "").splitlines() if line.strip()]
-        too_long = [line for line in lines if len(line) > MAX_PROMPT_CHARS]
+        too_long = [line for line in lines if len(line) > limit("prompt_chars")]
         if too_long:
-            raise ValueError(f"a prompt of {len(too_long[0]):,} characters; at most {MAX_PROMPT_CHARS:,}")
+            raise ValueError(f"a prompt of {len(too_long[0]):,} characters; at most {limit('prompt_chars'):,} "
+                             "(G2RPO_MAX_PROMPT_CHARS)")
         return lines or None
     return raw
 
@@ -175,11 +183,14 @@ def form_to_config(preset: str, values: dict) -> tuple[dict, dict[str, str]]:
 
 
 def check(preset: str, values: dict) -> tuple[dict | None, dict[str, str]]:
-    """Validate the form with the CLI's rules: (resolved config, {}) or (None, {field key or "": message})."""
+    """Validate the form as the jobs API does (the CLI's rules, files only from the documented
+    folders, the estimate against this machine): (resolved config, {}) or (None, {field key or "": message})."""
+    from jobs import api
+
     config, errors = form_to_config(preset, values)
     if not errors:
         try:
-            return load_config(config).to_dict(), {}
+            return api.check_config(config), {}
         except ConfigError as err:
             errors = {}
             by_path = {f.path: f.key for f in FIELDS}

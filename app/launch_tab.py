@@ -8,24 +8,28 @@ from __future__ import annotations
 import gradio as gr
 
 from app import auth, forms
+from app.errors import one_line, user_errors
 from engine.config import ALGORITHMS
 from engine.models import model_names
 
 
 def _component(f: forms.Field, value):
     common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}")
-    if f.kind == "choice":
-        return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value, **common)
+    if f.kind == "choice":  # custom values reach the config's check, whose message names them
+        return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value,
+                           allow_custom_value=True, **common)
     if f.kind in ("int", "float") and f.optional:  # a Number box cannot be empty (it sends 0): text it is
         return gr.Textbox(value="" if value is None else str(value), placeholder="default", **common)
-    if f.kind in ("int", "float"):
-        return gr.Number(value=value, precision=0 if f.kind == "int" else None, **common)
+    if f.kind in ("int", "float"):  # no precision=0 for ints: it would round 2.5 to 2 before the check
+        return gr.Number(value=value, **common)
     if f.kind == "lines":
         return gr.Textbox(value=value, lines=3, max_lines=12, **common)
     return gr.Textbox(value=value, **common)
 
 
 def queue_message(run_id: int) -> str:
+    from engine.config import parse_config
+    from engine.estimate import estimate
     from jobs import api
 
     where = api.queue_position(run_id)
@@ -34,27 +38,36 @@ def queue_message(run_id: int) -> str:
     else:
         place = (f"position {where['ahead'] + 1} in the queue: {where['ahead']} queued before it, "
                  f"{where['running']} running")
-    return f"✅ Queued run **#{run_id}**: {place}. Watch it in **Monitor**."
+    try:
+        cost = f" Estimated: {estimate(parse_config(api.get_run(run_id)['config'])).describe()}."
+    except api.ConfigError:  # a limit lowered since: the run is queued all the same
+        cost = ""
+    return f"✅ Queued run **#{run_id}**: {place}.{cost} Watch it in **Monitor**."
 
 
-def submit(authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
+def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
     """Validate and queue; returns (message, run id)."""
     from jobs import api
 
-    auth.guard(authorized)
+    auth.guard(authorized, profile)
+    if preset not in forms.PRESETS:
+        raise gr.Error(f"Not queued: unknown preset; known: {', '.join(forms.PRESETS)}")
     config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
         raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
     try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
-        run_id = api.submit(config, name=(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
+        run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
     except (api.ConfigError, api.QueueError) as err:
-        raise gr.Error(f"Not queued: {err}") from None
+        raise gr.Error(f"Not queued: {one_line(err)}") from None
     return queue_message(run_id), run_id
 
 
 def validate_form(authorized: bool, preset: str, name: str, *values):
     """Gradio's validator: one gr.validate per input, so each message shows at its field."""
-    _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    if preset not in forms.PRESETS:
+        errors = {"": f"unknown preset; known: {', '.join(forms.PRESETS)}"}
+    else:
+        _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
     general = errors.pop("", None)
     return [gr.validate(True, ""), gr.validate(general is None, general or ""), gr.validate(True, "")] + [
         gr.validate(key not in errors, errors.get(key, "")) for key in forms.KEYS]
@@ -64,7 +77,7 @@ def build(authorized: gr.State) -> dict:
     first = next(iter(forms.PRESETS))
     values = forms.preset_values(first)
     with gr.Row():
-        preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2,
+        preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2, allow_custom_value=True,
                              info="a config from configs/; edit any field below")
         name = gr.Textbox(label="Run name", placeholder="optional", scale=2, elem_id="field-name")
     fields = {}
@@ -84,8 +97,12 @@ def build(authorized: gr.State) -> dict:
     run_id = gr.Number(visible=False, precision=0)
     inputs = [authorized, preset, name] + [fields[k] for k in forms.KEYS]
 
-    preset.change(lambda label: [forms.preset_values(label)[k] for k in forms.KEYS], preset,
-                  [fields[k] for k in forms.KEYS], api_visibility="private")
-    button.click(submit, inputs, [message, run_id], validator=validate_form, api_name="submit",
-                 concurrency_limit=1)
+    def fill(label):  # a preset picked: its values in every field (a typed-in unknown one changes nothing)
+        if label not in forms.PRESETS:
+            return [gr.skip()] * len(forms.KEYS)
+        return [forms.preset_values(label)[k] for k in forms.KEYS]
+
+    preset.change(fill, preset, [fields[k] for k in forms.KEYS], api_visibility="private")
+    button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
+                 api_name="submit", concurrency_limit=1)
     return {"run_id": run_id, "message": message}

@@ -8,8 +8,10 @@ interrupted-run check) and sends nothing to the browser.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.rewards import held_out_rewards
-from jobs import api
+from jobs import api, settings
 
 
 def new_view(run_id: int | None) -> dict:
@@ -92,7 +94,28 @@ def reward_weights(view: dict) -> dict[str, float]:
     return {r["name"]: r["weight"] for r in config.get("rewards", [])}
 
 
-def gallery(view: dict, newest: int = 24) -> list[tuple[str, str]]:
-    """The newest samples first, captioned with the iterations trained and the prompt."""
+def gallery(view: dict, newest: int = 24) -> list[tuple]:
+    """The newest samples first, captioned with the iterations trained and the prompt. The images
+    are read here and handed to Gradio as pixels: the data folder itself is never served."""
     samples = sorted(view["samples"], key=lambda s: (-s["trained"], s["position"]))[:newest]
-    return [(s["file"], f"{'base' if s['trained'] == 0 else str(s['trained']) + ' it'} · {s['prompt']}") for s in samples]
+    shown = []
+    for s in samples:
+        image = sample_image(s["file"], view["run_id"])
+        if image is not None:
+            shown.append((image, f"{'base' if s['trained'] == 0 else str(s['trained']) + ' it'} · {s['prompt']}"))
+    return shown
+
+
+def sample_image(file: str, run_id: int):
+    """A sample PNG of the run (a path under its samples/ folder), or None if it is not there."""
+    from PIL import Image
+
+    folder = (settings.run_dir(run_id) / "samples").resolve()
+    path = Path(file).resolve()
+    if not path.is_relative_to(folder) or path.suffix != ".png":
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError:  # deleted meanwhile, or still being written
+        return None

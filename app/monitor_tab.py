@@ -8,7 +8,8 @@ from __future__ import annotations
 import gradio as gr
 
 from app import figures, monitor
-from app.runs_tab import run_choices
+from app.errors import user_errors
+from app.runs_tab import run_choices, selected_id
 
 X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "wall time": "seconds"}
 STEP_VALUES = {"mean |advantage|": "abs_advantage", "reward std in the group": "reward_std"}
@@ -57,6 +58,14 @@ def render(view, x_axis, step_value, iteration, prompt, k):
             gr.update(visible=is_g2rpo), gr.update(choices=steps, value=k if k in steps else (steps[0] if steps else None)))
 
 
+def samples_api(run_id):
+    """A run's newest sample images (what the Monitor's gallery shows)."""
+    from jobs import api
+
+    run_id = selected_id(run_id)
+    return monitor.gallery({"run_id": run_id, "samples": api.samples(run_id)})
+
+
 def build() -> dict:
     with gr.Row():
         run = gr.Dropdown(run_choices(), label="Run", elem_id="monitor-run", scale=3, allow_custom_value=True)
@@ -80,7 +89,8 @@ def build() -> dict:
         agreement = gr.Plot(label="Agreement between granularities over the run")
     diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings")
     gallery = gr.Gallery(label="Samples (fixed noise; newest first)", columns=8, height="auto",
-                         elem_id="samples-gallery")
+                         elem_id="samples-gallery", format="png")
+    samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))
     controls = [x_axis, step_value, iteration, prompt, k]
@@ -97,14 +107,15 @@ def build() -> dict:
         return render(view, *controls)
 
     timer = gr.Timer(POLL_SECONDS)
-    timer.tick(tick, [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None,
+    timer.tick(user_errors(tick), [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None,
                show_progress="hidden")
-    run.change(redraw, [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None)
+    run.change(user_errors(redraw), [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None)
     x_axis.change(reward_view, [view, x_axis], rewards, api_visibility="private", concurrency_limit=None)
     step_value.change(step_view, [view, step_value], steps, api_visibility="private", concurrency_limit=None)
     for control in (iteration, prompt, k):
         control.change(iteration_views, [view, iteration, prompt, k], [members, granularities],
                        api_visibility="private", concurrency_limit=None)
+    samples.click(user_errors(samples_api), run, gallery, api_name="samples")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")
     run.focus(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")  # new runs appear
     return {"run": run}

@@ -7,9 +7,12 @@ from __future__ import annotations
 import gradio as gr
 
 from app import figures
+from app.errors import user_errors
 from app.monitor_tab import X_AXES
+from app.runs_tab import selected_id
 
 LAST = 10  # iterations averaged for a run's final training reward
+MAX_RUNS = 12
 
 
 def finished_choices() -> list[tuple[str, int]]:
@@ -26,7 +29,7 @@ def load_runs(run_ids: list) -> list[dict]:
 
     runs = []
     for run_id in run_ids or []:
-        run = api.get_run(int(run_id))
+        run = api.get_run(selected_id(run_id))
         label = f"#{run['id']} {run['name'] or run['algorithm']}"
         runs.append({"label": label, "metrics": api.latest_metrics(run["id"]),
                      "evaluations": api.queries.evaluations(run["id"])})
@@ -72,6 +75,8 @@ def draw(run_ids: list, reward: str | None, x_axis: str):
     """The overlay of the selected runs (at least two), their summary, and the reward choices."""
     if not run_ids or len(run_ids) < 2:
         raise gr.Error("Select at least two runs to overlay.")
+    if len(run_ids) > MAX_RUNS:
+        raise gr.Error(f"At most {MAX_RUNS} runs at once, got {len(run_ids):,}.")
     runs = load_runs(run_ids)
     names = reward_names(runs)
     reward = reward if reward in names else names[0]
@@ -101,7 +106,7 @@ def build() -> dict:
     table = gr.Markdown()
     refresh.click(lambda: gr.update(choices=finished_choices()), None, runs, api_visibility="private")
     inputs, outputs = [runs, reward, x_axis], [plot, table, reward]
-    button.click(draw, inputs, outputs, api_name="overlay")
+    button.click(user_errors(draw), inputs, outputs, api_name="overlay")
     x_axis.change(redraw, inputs, outputs, api_visibility="private")
     reward.input(redraw, inputs, outputs, api_visibility="private")
     return {"runs": runs}

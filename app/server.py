@@ -70,8 +70,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from jobs import db
+    from jobs.settings import StorageError
 
-    db.get_engine()  # migrate once here, before the worker and the UI race to
+    try:
+        db.get_engine()  # migrate once here, before the worker and the UI race to
+    except StorageError as err:  # an unusable data folder or database: one line, exit code 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     start_worker()
     serve(args.host, args.port)
     return 0

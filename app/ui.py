@@ -56,8 +56,12 @@ def build_demo() -> gr.Blocks:
 
 
 def launch_options() -> dict:
-    """What demo.launch() needs beyond host and port (Gradio 6 takes theme and CSS here)."""
+    """What demo.launch() needs beyond host and port (Gradio 6 takes theme and CSS here).
+
+    Nothing is served from the data folder (database, queue, logs, checkpoints): it is blocked, and
+    never in allowed_paths. Handlers hand Gradio pixels (samples, comparisons) or an export written
+    to a temporary folder, which Gradio copies into its own cache and serves from there."""
     from jobs import settings
 
-    return {"theme": gr.themes.Soft(), "css_paths": [STATIC / "style.css"],
-            "allowed_paths": [str(settings.data_dir())]}  # sample images live in the run folders
+    return {"theme": gr.themes.Soft(), "css_paths": [STATIC / "style.css"], "allowed_paths": [],
+            "blocked_paths": [str(settings.data_dir())]}

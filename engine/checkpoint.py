@@ -8,11 +8,19 @@ diffusers model folder `transformer/` (sharded past 10 GB), its only copy of the
 Under multi-process training every process calls the functions that gather state (under FSDP that
 is collective) and only the main process writes. A checkpoint is written to a temporary folder and
 renamed into place, so a crash mid-save leaves the previous checkpoint intact and never a half-written one.
+
+`checksums.json` lists every file's size and SHA-256. Resuming verifies them (`resume_checkpoint`):
+a corrupt newest checkpoint is named, and the run continues from the newest intact one, saying so.
+Checkpoints written before checksums existed are checked by loading their files instead.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -20,22 +28,98 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from engine.errors import CheckpointError
 from engine.models.base import FlowModel
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 TRAINABLE = "trainable.safetensors"
 TRANSFORMER = "transformer"
 FULL_WEIGHTS = "diffusion_pytorch_model{suffix}.safetensors"  # diffusers' names, so from_pretrained loads it
+TRAINING_STATE = "training_state.pt"
+CHECKSUMS = "checksums.json"
+NAME = re.compile(r"iter_\d{6}")
 
 
 def checkpoint_dir(out_dir: Path, iteration: int) -> Path:
     return Path(out_dir) / "checkpoints" / f"iter_{iteration:06d}"
 
 
-def latest_checkpoint(out_dir: Path) -> Path | None:
+def checkpoints(out_dir: Path) -> list[Path]:
+    """Complete checkpoint folders, oldest first (a .tmp folder is a save that never finished)."""
     root = Path(out_dir) / "checkpoints"
-    done = sorted(p for p in root.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp")) if root.exists() else []
+    return sorted(p for p in root.iterdir() if p.is_dir() and NAME.fullmatch(p.name)) if root.exists() else []
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    done = checkpoints(out_dir)
     return done[-1] if done else None
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def write_checksums(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
+    sums = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
+    (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1))
+
+
+def corruption(folder: Path, lora: bool) -> str | None:
+    """Why checkpoint `folder` cannot be resumed from, or None when it is intact."""
+    needed = [TRAINING_STATE, TRAINABLE if lora else TRANSFORMER]
+    missing = [name for name in needed if not (folder / name).exists()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    listed = folder / CHECKSUMS
+    if not listed.exists():
+        return _unloadable(folder, lora)  # written before checksums: can its files be read?
+    try:
+        sums = json.loads(listed.read_text())
+    except (OSError, ValueError):
+        return f"{CHECKSUMS} unreadable"
+    for name, expected in sums.items():
+        path = folder / name
+        if not path.exists():
+            return f"{name} missing"
+        if path.stat().st_size != expected["bytes"]:
+            return f"{name} has {path.stat().st_size:,} bytes, {expected['bytes']:,} were written"
+        if _sha256(path) != expected["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def _unloadable(folder: Path, lora: bool) -> str | None:
+    files = [folder / TRAINABLE] if lora else sorted((folder / TRANSFORMER).glob("*.safetensors"))
+    try:
+        for path in files:
+            with safe_open(path, "pt") as f:
+                for name in f.keys():
+                    f.get_tensor(name)
+        torch.load(folder / TRAINING_STATE, weights_only=False, mmap=True)
+    except Exception as err:  # a truncated or overwritten file: torch and safetensors raise many kinds
+        return f"cannot be loaded ({type(err).__name__})"
+    return None
+
+
+def resume_checkpoint(out_dir: Path, lora: bool, say=warnings.warn) -> Path | None:
+    """The newest intact checkpoint of the run in `out_dir` (None: none was saved). A corrupt newer
+    one is named through `say`; CheckpointError if checkpoints exist and none is intact."""
+    out_dir, skipped = Path(out_dir), []
+    for folder in reversed(checkpoints(out_dir)):
+        reason = corruption(folder, lora)
+        if reason is None:
+            if skipped:
+                also = f"; also corrupt: {'; '.join(skipped[1:])}" if len(skipped) > 1 else ""
+                say(f"checkpoint {skipped[0]} is corrupt; resuming from {folder.relative_to(out_dir)}, "
+                    f"the newest intact one{also}")
+            return folder
+        skipped.append(f"{folder.relative_to(out_dir)} ({reason})")
+    if skipped:
+        raise CheckpointError(f"no checkpoint of {out_dir} can be resumed from: {'; '.join(skipped)}. "
+                              "Start a new run, or delete the corrupt checkpoints to train from the start")
+    return None
 
 
 def export_lora(model: FlowModel, folder: Path) -> None:
@@ -85,7 +169,8 @@ def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: di
         (tmp / TRANSFORMER / "config.json").write_text(transformer_config)
         save_torch_state_dict(weights, tmp / TRANSFORMER, filename_pattern=FULL_WEIGHTS, max_shard_size="10GB")
     torch.save({"iteration": iteration, "optimizer": optimizer, "torch_rng": torch.get_rng_state(),
-                "config": config}, tmp / "training_state.pt")
+                "config": config}, tmp / TRAINING_STATE)
+    write_checksums(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
@@ -113,7 +198,7 @@ def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool
     """Restore the optimizer and RNG state after accelerate prepared them; returns the iterations done.
 
     Every process reads the file memory-mapped (no copy per process); under FSDP each keeps its shard."""
-    state = torch.load(Path(folder) / "training_state.pt", weights_only=False, mmap=True)
+    state = torch.load(Path(folder) / TRAINING_STATE, weights_only=False, mmap=True)
     if sharded:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 

@@ -1,19 +1,30 @@
 """Typed run configuration: YAML plus `key=value` overrides, validated before any work starts.
 
-Every field is a typed dataclass attribute; an unknown key, a wrong type or an impossible value is a
-`ConfigError` listing every problem, raised before a model is built or a file written.
+Every field is a typed attribute of a (pydantic) dataclass that declares its type and bounds:
+an unknown key, a wrong type, a value out of bounds or above a limit (engine/limits.py), a float
+that is not finite: each is one line of a `ConfigError` listing every problem, raised before a
+model is built or a file written. `validate` then checks what spans fields or needs the model,
+rewards and prompt files. Nothing here imports torch (the UI validates with it).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import re
-import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+from engine.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, limited,
+                           non_empty, one_of, problems_of, rule)
+from engine.files import local_source_refused, read_prompts, refused
+from engine.limits import excerpt, limit, too_large
+
+__all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
 ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")
 # Per-algorithm defaults for the settings that differ between the methods (see the spec).
@@ -24,118 +35,113 @@ ALGORITHM_DEFAULTS = {
     "mixgrpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
 }
 
-
 MAX_CACHED_PROMPTS = 2000  # model.free_text_encoders keeps every prompt's embedding in memory
+SCHEMA = ConfigDict(extra="forbid", allow_inf_nan=False)  # unknown keys and inf/nan are errors
+
+Positive = Annotated[Float, above(0)]
+Count = Annotated[Int, at_least(1)]
 
 
-class ConfigError(ValueError):
-    """An invalid configuration; the message lists every problem found, `problems` one each
-    ("algorithm.granularities: Lambda must not be empty"), so a form can show each at its field."""
-
-    def __init__(self, message: str, problems: list[str] | None = None):
-        super().__init__(message)
-        self.problems = problems or [message]
-
-    def by_field(self) -> dict[str, list[str]]:
-        """Problems keyed by the config path they name ("train.learning_rate", "prompts"; list
-        indices dropped), or "" when a problem names none."""
-        fields: dict[str, list[str]] = {}
-        for problem in self.problems:
-            match = re.match(r"([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)*): (.*)", problem, re.S)
-            key, text = (re.sub(r"\[\d+\]", "", match[1]), match[2]) if match else ("", problem)
-            fields.setdefault(key, []).append(text)
-        return fields
+def items(limit: str):
+    return limited(limit, len)
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class ModelConfig:
-    name: str = "builtin"  # builtin | tiny-flux (random weights, tests) | flux | sd3
-    path: str | None = None  # flux/sd3: hub id or local pipeline folder (None: the adapter's default)
-    resolution: int | None = None  # flux/sd3: image side in pixels (None: 720 FLUX, 512 SD3)
-    guidance: float | None = None  # FLUX: distilled guidance (3.5); SD3: CFG scale (4.5; 1 = no CFG)
-    dtype: str = "auto"  # frozen weights: auto = bfloat16 on a GPU, float32 on the CPU
-    gradient_checkpointing: bool = False  # trade compute for activation memory
-    max_sequence_length: int = 512  # T5 tokens per prompt (flux/sd3)
-    free_text_encoders: bool = False  # encode every prompt once at start, then free the text encoders
+    name: Name = "builtin"  # builtin | tiny-flux (random weights, tests) | flux | sd3
+    path: Source | None = None  # flux/sd3: hub id or local pipeline folder (None: the adapter's default)
+    resolution: Annotated[Int, limited("resolution")] | None = None  # flux/sd3: side in pixels (None: 720 FLUX, 512 SD3)
+    guidance: Float | None = None  # FLUX: distilled guidance (3.5); SD3: CFG scale (4.5; 1 = no CFG)
+    dtype: Name = "auto"  # frozen weights: auto = bfloat16 on a GPU, float32 on the CPU
+    gradient_checkpointing: Bool = False  # trade compute for activation memory
+    max_sequence_length: Int = 512  # T5 tokens per prompt (flux/sd3)
+    free_text_encoders: Bool = False  # encode every prompt once at start, then free the text encoders
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class SamplingConfig:
-    steps: int = 16
-    shift: float = 3.0
+    steps: Annotated[Int, at_least(2, "need at least 2 steps"), limited("steps")] = 16
+    shift: Positive = 3.0
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class AlgorithmConfig:
-    name: str = "g2rpo"
-    group_size: int = 12
-    eta: float | None = None  # None: the algorithm's default (0.7; DanceGRPO 0.3)
-    noise_form: str | None = None  # "flow" sigma = eta sqrt(s/(1-s)) | "dance" constant eta
-    shared_noise: bool | None = None  # members of a prompt share the initial noise
-    clip_range: float = 1e-4  # small because log-probs are element means
-    adv_clamp: float = 5.0
-    kl_beta: float = 0.0  # KL to the adapter-disabled reference (LoRA only)
-    branch_steps: list[int] = field(default_factory=lambda: list(range(8)))  # G²RPO's K
-    granularities: list[int] = field(default_factory=lambda: [1, 2, 3])  # G²RPO's Lambda
+    name: Annotated[Name, one_of(ALGORITHMS, "algorithm")] = "g2rpo"
+    group_size: Annotated[Int, at_least(2, "a group needs at least 2 members"), limited("group_size")] = 12
+    eta: Annotated[Float, above(0, "must be > 0 (the SDE step needs noise)")] | None = None  # None: the algorithm's (0.7; DanceGRPO 0.3)
+    noise_form: Literal["flow", "dance"] | None = None  # "flow" sigma = eta sqrt(s/(1-s)) | "dance" constant eta
+    shared_noise: Bool | None = None  # members of a prompt share the initial noise
+    clip_range: Positive = 1e-4  # small because log-probs are element means
+    adv_clamp: Positive = 5.0
+    kl_beta: Annotated[Float, at_least(0)] = 0.0  # KL to the adapter-disabled reference (LoRA only)
+    # G²RPO's K and Lambda (each at most one entry per grid step)
+    branch_steps: Annotated[list[Annotated[Int, at_least(0)]], items("steps")] = field(default_factory=lambda: list(range(8)))
+    granularities: Annotated[list[Annotated[Int, at_least(1, "every granularity must be >= 1")]], items("steps")] = field(
+        default_factory=lambda: [1, 2, 3])
     # G²RPO: how a completion whose strides stop short of s = 0 ends (engine.sampling.completion_schedule):
     # "append_zero" steps on to s = 0 from the last strided point; "authors" returns x0_hat predicted at
     # the point before it, as the authors' run_ode_sample_step does.
-    completion: str = "append_zero"
-    train_fraction: float = 0.6  # DanceGRPO: share of steps trained per iteration
-    global_std: bool = False  # Flow-GRPO: normalise by the batch's std, not the group's
-    window_size: int = 4  # MixGRPO's SDE window
-    window_shift_every: int = 25  # MixGRPO: iterations before the window moves by one step
+    completion: Literal["append_zero", "authors"] = "append_zero"
+    train_fraction: Annotated[Float, rule(lambda f: 0 < f <= 1, "must be in (0, 1]")] = 0.6  # DanceGRPO: share of steps trained
+    global_std: Bool = False  # Flow-GRPO: normalise by the batch's std, not the group's
+    window_size: Int = 4  # MixGRPO's SDE window
+    window_shift_every: Count = 25  # MixGRPO: iterations before the window moves by one step
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class LoraConfig:
-    enabled: bool = True  # False: full fine-tuning of the transformer
-    rank: int = 8
-    alpha: float = 16.0
-    target_modules: list[str] | None = None  # None: the model adapter's default
+    enabled: Bool = True  # False: full fine-tuning of the transformer
+    rank: Annotated[Count, limited("lora_rank")] = 8
+    alpha: Positive = 16.0
+    target_modules: Annotated[list[Name], rule(lambda v: len(v) <= 64, "at most 64 module names")] | None = None  # None: the adapter's
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class TrainConfig:
-    iterations: int = 100
-    prompts_per_iteration: int = 1  # per process; each prompt is a whole group
-    learning_rate: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: float = 1e-4
-    max_grad_norm: float = 1.0
-    optimizer_step: str = "per_step"  # "per_step" (one per trained step k) | "per_iteration"
-    micro_batch: int = 64  # most samples per model call; bounds memory, not the result
-    mixed_precision: str = "no"  # "no" | "bf16" | "fp16"
-    seed: int = 0
-    checkpoint_every: int = 10
-    sample_every: int = 10
-    eval_every: int = 0  # score eval_prompts with every reward this often (0: never); base model first
+    iterations: Annotated[Count, limited("iterations")] = 100
+    prompts_per_iteration: Annotated[Count, limited("prompts_per_iteration")] = 1  # per process; a whole group each
+    learning_rate: Annotated[Positive, rule(lambda lr: lr <= 1, "must be at most 1")] = 1e-4
+    betas: list[Float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: Annotated[Float, at_least(0)] = 1e-4
+    max_grad_norm: Positive = 1.0
+    optimizer_step: Literal["per_step", "per_iteration"] = "per_step"  # one per trained step k | per iteration
+    micro_batch: Annotated[Count, limited("micro_batch")] = 64  # most samples per model call; bounds memory, not the result
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    seed: Seed = 0
+    checkpoint_every: Count = 10
+    sample_every: Count = 10
+    eval_every: Annotated[Int, at_least(0, "must be >= 0 (0: no evaluation)")] = 0  # score eval_prompts this often; base first
     # Rows of the fixed probe batch on which every iteration records how far the policy moved
     # (relative change of the velocity against the base model); 0 records nothing.
-    movement_probe: int = 8
+    movement_probe: Annotated[Int, at_least(0, "must be >= 0 (0: not recorded)"), limited("movement_probe")] = 8
 
 
-@dataclass
+@dataclass(config=SCHEMA)
 class RewardConfig:
-    name: str
-    weight: float = 1.0
-    model: str | None = None  # real reward models: hub id or local path (None: the published weights)
+    name: Name
+    weight: Positive = 1.0
+    model: Source | None = None  # real reward models: hub id or local path (None: the published weights)
 
 
-@dataclass
+Prompts = Annotated[list[Prompt], items("prompts"), non_empty("at least one prompt is needed (or leave it out)")]
+
+
+@dataclass(config=SCHEMA)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    rewards: list[RewardConfig] = field(default_factory=lambda: [RewardConfig("preference")])
-    prompts: list[str] | None = None  # None: prompts_file, else the shapes world's training prompts
-    prompts_file: str | None = None  # training prompts, one per line (e.g. HPDv2's train prompts)
-    sample_prompts: list[str] = field(default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS))
-    eval_prompts: list[str] | None = None  # None: eval_prompts_file, else the shapes world's held-out prompts
-    eval_prompts_file: str | None = None  # held-out prompts, one per line (e.g. HPDv2's 400 test prompts)
-    eval_rewards: list[str] = field(default_factory=list)  # scored at evaluation besides the training rewards
+    rewards: Annotated[list[RewardConfig], items("rewards"), non_empty("at least one reward model is needed")] = field(
+        default_factory=lambda: [RewardConfig("preference")])
+    prompts: Prompts | None = None  # None: prompts_file, else the shapes world's training prompts
+    prompts_file: Source | None = None  # training prompts, one per line (e.g. HPDv2's train prompts)
+    sample_prompts: Annotated[list[Prompt], items("sample_prompts"), non_empty("at least one prompt is needed")] = field(
+        default_factory=lambda: list(DEFAULT_SAMPLE_PROMPTS))
+    eval_prompts: Prompts | None = None  # None: eval_prompts_file, else the shapes world's held-out prompts
+    eval_prompts_file: Source | None = None  # held-out prompts, one per line (e.g. HPDv2's 400 test prompts)
+    eval_rewards: Annotated[list[Name], items("rewards")] = field(default_factory=list)  # scored besides the training rewards
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,12 +168,6 @@ def _prompts(inline: list[str] | None, path: str | None, world) -> list[str]:
     return read_prompts(path) if path is not None else world()
 
 
-def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per line; blank lines and lines starting with # are skipped."""
-    lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
 # Two training prompts and two held-out ones, sampled from fixed noise as the run goes.
 DEFAULT_SAMPLE_PROMPTS = (
     "two red circles on a black background",
@@ -177,90 +177,92 @@ DEFAULT_SAMPLE_PROMPTS = (
 )
 
 
-# ---------------------------------------------------------------- parsing and type checking
-
-
-def _check_type(value, hint, path: str):
-    """Return value converted to `hint` (int -> float only), or raise ConfigError."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        return _check_type(value, next(a for a in args if a is not type(None)), path)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        return [_check_type(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(hint):
-        return _from_dict(hint, value, path)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise ConfigError(f"{path}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
-def _from_dict(cls, data, path: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(f'{path}.{k}'.lstrip('.') for k in unknown)}; "
-                          f"known: {', '.join(sorted(names))}")
-    kwargs = {k: _check_type(v, hints[k], f"{path}.{k}".lstrip(".")) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as err:  # a required field is missing
-        raise ConfigError(f"{path or 'config'}: {err}") from None
+# ---------------------------------------------------------------- parsing
 
 
 def apply_override(data: dict, assignment: str) -> None:
     """Apply `a.b.c=value` (value parsed as YAML) to a nested dict in place."""
     if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} is not key=value")
+        raise ConfigError(f"override {excerpt(assignment)} is not key=value")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
     node = data
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {key!r}: {part!r} is not a section")
+            raise ConfigError(f"override {excerpt(key)}: {excerpt(part)} is not a section")
+    node[parts[-1]] = _yaml(raw, f"override {excerpt(key)}")
+
+
+def _yaml(text: str, what: str):
+    """Parsed YAML, or a ConfigError that says where and what, never quoting the text itself."""
     try:
-        node[parts[-1]] = yaml.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {key!r}: cannot parse {raw!r}: {err}") from None
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{what}: not valid YAML{where}: {err.problem or err.context}") from None
+    except (yaml.YAMLError, ValueError) as err:  # ValueError: e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{what}: not valid YAML ({str(err)[:100]})") from None
 
 
-def load_config(path: str | Path | dict | None = None, overrides: list[str] = ()) -> Config:
-    """Read YAML (or a dict, or defaults), apply overrides, type-check, resolve defaults and validate."""
-    data = {}
+def read_yaml(path: str | Path) -> dict:
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read config {excerpt(str(path))}: not UTF-8 text "
+                          f"(byte {err.object[err.start]:#04x} at position {err.start:,})") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config {excerpt(str(path))}: {err.strerror or type(err).__name__}") from None
+    return _yaml(text, f"config {excerpt(str(path))}") or {}
+
+
+def load_config(path: str | Path | dict | None = None, overrides: list[str] = (),
+                read_from: list[Path] | None = None) -> Config:
+    """Read YAML (or a dict, or defaults), apply overrides, type-check, resolve defaults and validate.
+    `read_from`: the only folders files named in the config may come from (None: anywhere)."""
     if isinstance(path, dict):
         data = copy.deepcopy(path)
-    elif path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read config {path}: {err}") from None
+    elif path is None or isinstance(path, (str, Path)):
+        data = {} if path is None else read_yaml(path)
+    else:
+        raise ConfigError(f"config: expected a YAML file's path or a mapping, got {excerpt(path)}")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping of settings, got a {type(data).__name__}")
     for assignment in overrides:
         apply_override(data, assignment)
-    return validate(resolve(_from_dict(Config, data, "")))
+    return validate(parse_config(data), read_from)
 
 
-def config_from_dict(data: dict) -> Config:
-    return validate(parse_config(data))
+def config_from_dict(data: dict, read_from: list[Path] | None = None) -> Config:
+    return validate(parse_config(data), read_from)
 
 
 def parse_config(data: dict) -> Config:
-    """Typed and with defaults resolved, but not validated: for showing a config (a preset whose
-    model is not downloaded yet still fills the form; submitting it validates)."""
-    return resolve(_from_dict(Config, copy.deepcopy(data), ""))
+    """Typed and bounded, defaults resolved, but not validated: for showing a config (a preset
+    whose model is not downloaded yet still fills the form; submitting it validates)."""
+    try:
+        return resolve(TypeAdapter(Config).validate_python(copy.deepcopy(data)))
+    except ValidationError as err:
+        raise ConfigError.listing(problems_of(err, _known_keys)) from None
+    except ValueError as err:  # a limit's environment variable that is not a number
+        raise ConfigError(str(err)) from None
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    """The keys the section at `loc` ("algorithm", ("rewards", 0)) takes."""
+    cls = Config
+    for part in loc:
+        if isinstance(part, str):
+            cls = _dataclass_in(typing.get_type_hints(cls)[part])
+    return sorted(f.name for f in dataclasses.fields(cls))
+
+
+def _dataclass_in(hint):
+    """The dataclass a field's type holds: X, X | None, list[X]."""
+    if dataclasses.is_dataclass(hint):
+        return hint
+    return next((found for arg in typing.get_args(hint) if (found := _dataclass_in(arg))), None)
 
 
 def resolve(cfg: Config) -> Config:
@@ -272,12 +274,13 @@ def resolve(cfg: Config) -> Config:
     return cfg
 
 
-# ---------------------------------------------------------------- validation
+# ---------------------------------------------------------------- validation: what spans fields
 
 
-def validate(cfg: Config) -> Config:
-    from engine.models import check_model_prompts, model_names, model_problems
-    from engine.rewards.base import reward_problems
+def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
+    """What types and bounds cannot say: settings that depend on each other, on the model, the
+    rewards and the prompt files. `read_from` as in load_config."""
+    from engine.models import model_problems
 
     errors: list[str] = []
 
@@ -285,92 +288,113 @@ def validate(cfg: Config) -> Config:
         if not ok:
             errors.append(message)
 
-    a, t, s, lora = cfg.algorithm, cfg.train, cfg.sampling, cfg.lora
-    errors.extend(model_problems(cfg.model))
-    need(a.name in ALGORITHMS, f"algorithm.name: unknown algorithm {a.name!r}; known: {', '.join(ALGORITHMS)}")
-    need(s.steps >= 2, f"sampling.steps: need at least 2 steps, got {s.steps}")
-    need(s.shift > 0, f"sampling.shift: must be > 0, got {s.shift}")
-    need(a.group_size >= 2, f"algorithm.group_size: a group needs at least 2 members, got {a.group_size}")
-    need(a.eta is not None and a.eta > 0, f"algorithm.eta: must be > 0 (the SDE step needs noise), got {a.eta}")
-    need(a.noise_form in ("flow", "dance"), f"algorithm.noise_form: 'flow' or 'dance', got {a.noise_form!r}")
-    need(a.clip_range > 0, f"algorithm.clip_range: must be > 0, got {a.clip_range}")
-    need(a.adv_clamp > 0, f"algorithm.adv_clamp: must be > 0, got {a.adv_clamp}")
-    need(a.kl_beta >= 0, f"algorithm.kl_beta: must be >= 0, got {a.kl_beta}")
-    need(not (a.kl_beta > 0 and not lora.enabled),
+    a, t, s = cfg.algorithm, cfg.train, cfg.sampling
+    model_refused = cfg.model.path and local_source_refused("model.path", cfg.model.path, read_from)
+    errors.extend([model_refused] if model_refused else model_problems(cfg.model))
+    need(a.kl_beta == 0 or cfg.lora.enabled,
          "algorithm.kl_beta: the KL reference is the adapter-disabled model, so it needs lora.enabled")
     if a.name == "g2rpo":
-        need(len(a.branch_steps) > 0, "algorithm.branch_steps: K must not be empty")
-        need(len(set(a.branch_steps)) == len(a.branch_steps), f"algorithm.branch_steps: repeated steps in {a.branch_steps}")
-        bad = [k for k in a.branch_steps if not 0 <= k < s.steps]
-        need(not bad, f"algorithm.branch_steps: {bad} beyond the grid; steps are 0..{s.steps - 1} with sampling.steps={s.steps}")
-        need(len(a.granularities) > 0, "algorithm.granularities: Lambda must not be empty")
-        need(len(set(a.granularities)) == len(a.granularities), f"algorithm.granularities: repeated values in {a.granularities}")
-        bad = [g for g in a.granularities if g < 1]
-        need(not bad, f"algorithm.granularities: every granularity must be >= 1, got {bad}")
-        need(a.completion in ("append_zero", "authors"),
-             f"algorithm.completion: 'append_zero' or 'authors', got {a.completion!r}")
-        if a.completion == "authors" and not bad:
-            from engine.schedule import completion_schedule
-
-            lost = [(k, g) for k in a.branch_steps for g in a.granularities
-                    if 0 <= k < s.steps - 2 and k + 2 not in completion_schedule(k, g, s.steps, "authors")]
-            need(not lost, f"algorithm.completion: with 'authors', (k, lambda) = {lost} would skip the fine step "
-                 f"k+1 -> k+2 that every granularity shares; use 'append_zero' or smaller k or lambda")
-    need(0 < a.train_fraction <= 1, f"algorithm.train_fraction: must be in (0, 1], got {a.train_fraction}")
+        _check_g2rpo(a, s.steps, need)
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
-    need(a.window_shift_every >= 1, f"algorithm.window_shift_every: must be >= 1, got {a.window_shift_every}")
-    need(lora.rank >= 1, f"lora.rank: must be >= 1, got {lora.rank}")
-    need(lora.alpha > 0, f"lora.alpha: must be > 0, got {lora.alpha}")
-    need(t.iterations >= 1, f"train.iterations: must be >= 1, got {t.iterations}")
-    need(t.prompts_per_iteration >= 1, f"train.prompts_per_iteration: must be >= 1, got {t.prompts_per_iteration}")
-    need(t.learning_rate > 0, f"train.learning_rate: must be > 0, got {t.learning_rate}")
-    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas), f"train.betas: two values in [0, 1), got {t.betas}")
-    need(t.weight_decay >= 0, f"train.weight_decay: must be >= 0, got {t.weight_decay}")
-    need(t.max_grad_norm > 0, f"train.max_grad_norm: must be > 0, got {t.max_grad_norm}")
-    need(t.optimizer_step in ("per_step", "per_iteration"), f"train.optimizer_step: 'per_step' or 'per_iteration', got {t.optimizer_step!r}")
-    need(t.micro_batch >= 1, f"train.micro_batch: must be >= 1, got {t.micro_batch}")
-    need(t.mixed_precision in ("no", "bf16", "fp16"), f"train.mixed_precision: 'no', 'bf16' or 'fp16', got {t.mixed_precision!r}")
-    need(t.checkpoint_every >= 1, f"train.checkpoint_every: must be >= 1, got {t.checkpoint_every}")
-    need(t.sample_every >= 1, f"train.sample_every: must be >= 1, got {t.sample_every}")
-    need(t.eval_every >= 0, f"train.eval_every: must be >= 0 (0: no evaluation), got {t.eval_every}")
-    need(t.movement_probe >= 0, f"train.movement_probe: must be >= 0 (0: not recorded), got {t.movement_probe}")
-    need(len(cfg.rewards) > 0, "rewards: at least one reward model is needed")
-    for i, r in enumerate(cfg.rewards):
-        errors.extend(f"rewards[{i}].name: {problem}" for problem in reward_problems(r.name, r.model))
-        need(r.weight > 0, f"rewards[{i}].weight: must be > 0, got {r.weight}")
-    trained = {r.name for r in cfg.rewards}  # evaluation reuses these, with their own weights
-    for i, name in enumerate(cfg.eval_rewards):
-        if name not in trained:
-            errors.extend(f"eval_rewards[{i}]: {problem}" for problem in reward_problems(name))
-    need(cfg.prompts is None or len(cfg.prompts) > 0, "prompts: at least one training prompt is needed")
+    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
+         f"train.betas: two values in [0, 1), got {excerpt(t.betas)}")
+    errors.extend(_reward_problems(cfg, read_from))
     need(cfg.prompts is None or cfg.prompts_file is None, "prompts_file: give prompts or prompts_file, not both")
     need(cfg.eval_prompts is None or cfg.eval_prompts_file is None,
          "eval_prompts_file: give eval_prompts or eval_prompts_file, not both")
-    file_prompts = {}  # prompts read from files, checked by the model below like inline ones
-    for key in ("prompts_file", "eval_prompts_file"):
-        path = getattr(cfg, key)
-        if path is not None:
-            try:
-                file_prompts[key] = read_prompts(path)
-                need(len(file_prompts[key]) > 0, f"{key}: {path} holds no prompt")
-            except (OSError, UnicodeDecodeError) as err:
-                errors.append(f"{key}: cannot read {path}: {err}")
-    need(cfg.eval_prompts is None or len(cfg.eval_prompts) > 0, "eval_prompts: at least one prompt is needed (or leave it out)")
-    need(len(cfg.sample_prompts) > 0, "sample_prompts: at least one prompt is needed")
-    if cfg.model.name in model_names():
-        sources = {key: getattr(cfg, key) for key in ("prompts", "sample_prompts", "eval_prompts")}
-        for key, prompts in {**sources, **file_prompts}.items():
-            for i, prompt in enumerate(prompts or []):
-                try:
-                    check_model_prompts(cfg.model, [prompt])
-                except ValueError as err:
-                    where = f"{key}: line {i + 1}" if key in file_prompts else f"{key}[{i}]"
-                    errors.append(f"{where}: {err}")
+    file_prompts = _read_prompt_files(cfg, read_from, errors)
+    errors.extend(_prompt_problems(cfg, file_prompts))
     if cfg.model.free_text_encoders and not errors:
         count = len(cfg.training_prompts())
         need(count <= MAX_CACHED_PROMPTS, f"model.free_text_encoders: {count:,} training prompts would be cached "
              f"(up to 4 MB each with T5 at 512 tokens); at most {MAX_CACHED_PROMPTS:,}, or keep the encoders")
     if errors:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors), errors)
+        raise ConfigError.listing(errors)
     return cfg
+
+
+def _check_g2rpo(a: AlgorithmConfig, steps: int, need) -> None:
+    need(len(a.branch_steps) > 0, "algorithm.branch_steps: K must not be empty")
+    need(len(set(a.branch_steps)) == len(a.branch_steps), f"algorithm.branch_steps: repeated steps in {excerpt(a.branch_steps)}")
+    bad = [k for k in a.branch_steps if k >= steps]
+    need(not bad, f"algorithm.branch_steps: {excerpt(bad)} beyond the grid; steps are 0..{steps - 1} with sampling.steps={steps}")
+    need(len(a.granularities) > 0, "algorithm.granularities: Lambda must not be empty")
+    need(len(set(a.granularities)) == len(a.granularities), f"algorithm.granularities: repeated values in {excerpt(a.granularities)}")
+    coarse = [g for g in a.granularities if g > steps]
+    need(not coarse, f"algorithm.granularities: strides beyond the {steps} steps: {excerpt(coarse)}")
+    if a.completion == "authors":
+        from engine.schedule import completion_schedule
+
+        lost = [(k, g) for k in a.branch_steps for g in a.granularities
+                if k < steps - 2 and k + 2 not in completion_schedule(k, g, steps, "authors")]
+        need(not lost, f"algorithm.completion: with 'authors', (k, lambda) = {excerpt(lost)} would skip the fine step "
+             f"k+1 -> k+2 that every granularity shares; use 'append_zero' or smaller k or lambda")
+
+
+def _reward_problems(cfg: Config, read_from: list[Path] | None) -> list[str]:
+    from engine.rewards.base import reward_problems
+
+    errors = []
+    for i, r in enumerate(cfg.rewards):
+        refusal = r.model and local_source_refused(f"rewards[{i}].model", r.model, read_from)
+        errors.extend([refusal] if refusal else [f"rewards[{i}].name: {p}" for p in reward_problems(r.name, r.model)])
+    trained = {r.name for r in cfg.rewards}  # evaluation reuses these, with their own weights
+    for i, name in enumerate(cfg.eval_rewards):
+        if name not in trained:
+            errors.extend(f"eval_rewards[{i}]: {problem}" for problem in reward_problems(name))
+    return errors
+
+
+def _read_prompt_files(cfg: Config, read_from: list[Path] | None, errors: list[str]) -> dict[str, list[str]]:
+    """Prompts read from files, checked by the model below like inline ones."""
+    file_prompts = {}
+    for key in ("prompts_file", "eval_prompts_file"):
+        path = getattr(cfg, key)
+        if path is None:
+            continue
+        refusal = refused(key, path, read_from)
+        if refusal:
+            errors.append(refusal)
+            continue
+        try:
+            prompts = read_prompts(path)
+        except ValueError as err:
+            errors.append(f"{key}: cannot read {excerpt(path)}: {err}")
+            continue
+        message = too_large("prompts", len(prompts))
+        if not prompts or message:
+            errors.append(f"{key}: {excerpt(path)} holds {message or 'no prompt'}")
+        else:
+            file_prompts[key] = prompts
+    return file_prompts
+
+
+def _prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:
+    """Prompts the model cannot encode (an unknown word for the built-in model), from the config or
+    its files: a few inline ones are listed, a file's first only (its unknown words, not the line)."""
+    from engine.models import check_model_prompts, model_names
+
+    if cfg.model.name not in model_names():
+        return []
+    errors = []
+    sources = {key: getattr(cfg, key) for key in ("prompts", "sample_prompts", "eval_prompts")}
+    for key, prompts in {**sources, **file_prompts}.items():
+        from_file = key in file_prompts
+        bad, shown = 0, 1 if from_file else 3
+        for i, prompt in enumerate(prompts or []):
+            if from_file and len(prompt) > limit("prompt_chars"):
+                message = f"a prompt of {len(prompt):,} characters; at most {limit('prompt_chars'):,}"
+            else:
+                try:
+                    check_model_prompts(cfg.model, [prompt], quote=not from_file)
+                    continue
+                except ValueError as err:
+                    message = str(err)
+            bad += 1
+            if bad <= shown:
+                errors.append(f"{key}: line {i + 1}: {message}" if from_file else f"{key}[{i}]: {message}")
+        if bad > shown:
+            errors.append(f"{key}: ... and {bad - shown:,} more {'lines' if from_file else 'prompts'} "
+                          "the model cannot take")
+    return errors

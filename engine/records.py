@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +33,17 @@ class JsonlSink:
     def write(self, record: dict) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def non_finite(value, path: str = "") -> list[str]:
+    """Where in a record (nested dicts and lists) a float is NaN or inf: ["policy_movement", ...]."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path or "a value"]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite(v, f"{path}.{k}".lstrip("."))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite(v, f"{path}[{i}]")]
+    return []
 
 
 def read_records(path: Path) -> list[dict]:

@@ -8,7 +8,9 @@ Under `accelerate launch` each process trains train.prompts_per_iteration prompt
 the result is that of one process with prompts_per_iteration x num_processes prompts.
 
 The config is validated before any work starts: a bad one prints every problem, exits with code 2
-and writes nothing.
+and writes nothing; so does --resume when no checkpoint of the run is intact. A run that goes
+non-finite (NaN or inf loss, reward, gradient or weight) stops with one line naming the iteration
+and the last good checkpoint, and exits with code 1.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from engine.config import ConfigError, load_config
+from engine.errors import CheckpointError, NonFiniteError
 
 CONFIG_FILE = "config.yaml"
 
@@ -53,11 +56,19 @@ def main(argv=None) -> int:
 
     # Under `accelerate launch` every process runs this. The Trainer's Accelerator is the first
     # accelerate state made: one made earlier would miss the launcher's CPU setting.
-    trainer = Trainer(cfg, out, resume=args.resume)
+    try:
+        trainer = Trainer(cfg, out, resume=args.resume)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if trainer.is_main:
         out.mkdir(parents=True, exist_ok=True)
         saved.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    trainer.run(progress=not args.no_progress)
+    try:
+        trainer.run(progress=not args.no_progress)
+    except NonFiniteError as err:
+        print(f"\nerror: {err}", file=sys.stderr)
+        return 1
     if trainer.is_main:
         print(f"done: {cfg.train.iterations} iterations; records in {out / 'records.jsonl'}")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 import warnings
 from pathlib import Path
@@ -24,12 +25,13 @@ from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
 from engine.algorithms import build_algorithm
-from engine.checkpoint import (checkpoint_dir, latest_checkpoint, load_training_state, load_weights, optimizer_state,
+from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
 from engine.config import Config
+from engine.errors import NonFiniteError
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.records import JsonlSink, RecordSink, save_images
+from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
 from engine.sampling import ode_step
@@ -63,7 +65,9 @@ class Trainer:
             cast_training_params(transformer, torch.float32)  # LoRA weights train in float32 over a bf16 base
         else:
             transformer.requires_grad_(True)
-        folder = latest_checkpoint(self.out_dir) if resume else None
+        quiet = not self.accelerator.is_main_process
+        folder = resume_checkpoint(self.out_dir, cfg.lora.enabled, say=(lambda _: None) if quiet else print) if resume else None
+        self.good_checkpoints = [folder] if folder else []  # saved with finite values: named if the run goes non-finite
         if folder is not None:  # into the plain module, before a wrapper (FSDP) shards it
             load_weights(folder, transformer, cfg.lora.enabled)
         # Full checkpoints are diffusers model folders; FSDP renames the class, so keep its config now.
@@ -133,7 +137,8 @@ class Trainer:
         fine-tune included, whose base weights are gone by then) measures against the same base."""
         path = self.out_dir / "movement_probe.pt"
         if path.exists():
-            return torch.load(path, map_location=self.accelerator.device)
+            device = self.accelerator.device  # "cpu:0" under accelerate on CPUs, which torch.load cannot map to
+            return torch.load(path, map_location="cpu" if device.type == "cpu" else device)
         n, prompts, grid = self.cfg.train.movement_probe, self.cfg.sample_prompts, self.algorithm.grid
         rows = [prompts[i % len(prompts)] for i in range(n)]
         at = torch.linspace(0, self.cfg.sampling.steps - 1, n).round().long().to(self.accelerator.device)  # a grid point per row
@@ -190,7 +195,32 @@ class Trainer:
             save_checkpoint(self.out_dir, done, self.model, weights, optimizer, self.cfg.to_dict(),
                             self.transformer_config)
         acc.wait_for_everyone()
-        return checkpoint_dir(self.out_dir, done)
+        self.good_checkpoints.append(checkpoint_dir(self.out_dir, done))
+        return self.good_checkpoints[-1]
+
+    def require_finite(self, ok: bool, it: int, what: str) -> None:
+        """Stop the run at iteration `it` if `what` is NaN or infinite, naming the last good checkpoint;
+        nothing of the iteration is recorded. (Every process reaches the same verdict.)"""
+        if ok:
+            return
+        last = self.good_checkpoints[-1] if self.good_checkpoints else None
+        where = (f"the last good checkpoint (all finite) is {last.relative_to(self.out_dir)}: resume from it with a "
+                 "smaller train.learning_rate (or another reward)" if last else "no checkpoint was saved before it")
+        raise NonFiniteError(f"iteration {it}: {what} is not finite (NaN or inf); the run stopped and nothing of "
+                             f"this iteration was stored; {where}")
+
+    def require_finite_record(self, record: dict, it: int) -> None:
+        """The last check before an iteration is recorded: any NaN or inf in it (a diagnostic too)
+        stops the run, and the checkpoint this iteration saved is dropped (it is not good)."""
+        bad = non_finite(record)
+        if not bad:
+            return
+        if record.get("checkpoint"):
+            self.good_checkpoints.pop()
+            if self.is_main:
+                shutil.rmtree(self.out_dir / record["checkpoint"], ignore_errors=True)
+        more = f" (and {len(bad) - 1} more values)" if len(bad) > 1 else ""
+        self.require_finite(False, it, f"{bad[0]}{more}")
 
     # ------------------------------------------------------------------ one iteration
 
@@ -218,12 +248,18 @@ class Trainer:
 
         image_prompts = [prompts[i] for i in rollout.prompt_idx.tolist()]
         rewards = torch.stack([reward(rollout.images, image_prompts) for reward in self.rewards])
+        finite = torch.isfinite(rewards).all(1).float()[None]  # [1, M]: each reward finite on this process
+        for m, ok in enumerate(self.gather(finite).min(0).values.tolist()):
+            self.require_finite(ok == 1, it, f"reward {self.rewards[m].name!r}")
         t_reward = time.perf_counter()
 
         # The record describes the global batch: its prompts, and statistics over every process.
         record = {"iteration": it, "prompts": batch, **base}
         record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights, self.gather))
-        record.update(self.update(rollout.transitions, cond))
+        record.update(self.update(rollout.transitions, cond, it))
+        self.require_finite(np.isfinite(record["loss"]), it, "the loss")
+        weights_ok = torch.stack([torch.isfinite(p).all() for p in self.params]).all().float().reshape(1, 1)
+        self.require_finite(bool(self.gather(weights_ok).min()), it, "a trained weight")
         t_train = time.perf_counter()
 
         # Reward statistics on the finest granularity (the only one for the baselines).
@@ -247,12 +283,14 @@ class Trainer:
         end = time.perf_counter()
         record["time"] = {"rollout": t_rollout - start, "reward": t_reward - t_rollout, "train": t_train - t_reward,
                           "model_calls": runner.seconds, "rollout_model_calls": rollout_model_s, "total": end - start}
+        self.require_finite_record(record, it)
         if self.sink is not None:
             self.sink.write(record)
         return record
 
-    def update(self, transitions, cond) -> dict:
-        """One optimizer step per trained step ("per_step") or one for the iteration."""
+    def update(self, transitions, cond, it: int = 0) -> dict:
+        """One optimizer step per trained step ("per_step") or one for the iteration; a non-finite
+        gradient stops the run before the step could spoil the weights."""
         cfg, acc = self.cfg, self.accelerator
         per_step = cfg.train.optimizer_step == "per_step"
         scale = 1.0 if per_step else 1.0 / len(transitions)
@@ -264,6 +302,7 @@ class Trainer:
                 cfg.algorithm.kl_beta, scale, acc.backward, self.reference))
             if per_step or i == len(transitions) - 1:
                 grad_norms.append(float(acc.clip_grad_norm_(self.params, cfg.train.max_grad_norm)))
+                self.require_finite(np.isfinite(grad_norms[-1]), it, "the gradient norm")
                 self.optimizer.step()
                 self.optimizer.zero_grad()
         out = {key: float(np.mean([s[key] for s in stats])) for key in stats[0] if key not in ("ratio_min", "ratio_max")}

@@ -8,8 +8,8 @@
     python -m jobs export ID [--out run.zip | --out folder]
     python -m jobs delete ID
 
-Training happens in a worker: `python -m jobs.worker`. Invalid input exits with code 2, an
-unreachable queue with 1.
+Training happens in a worker: `python -m jobs.worker`. Invalid input (and a data folder or
+database that cannot be used) exits with code 2 and one line on stderr, an unreachable queue with 1.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
             api.delete(args.id)
             print(f"run {args.id} deleted")
         return 0
-    except (api.ConfigError, api.JobError) as err:
+    except (api.ConfigError, api.JobError, api.StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except api.QueueError as err:

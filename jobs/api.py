@@ -6,8 +6,9 @@
     api.heatmap(run_id)                     # G²RPO attribution of the latest iteration
     api.cancel(run_id); api.resume(run_id); api.export(run_id)
 
-Invalid input raises `ConfigError` (a bad config) or `JobError` (an unknown run, a run in the
-wrong state); nothing is stored or queued then. `QueueError`: the queue server is unreachable.
+Invalid input raises `ConfigError` (a bad config, or one this machine cannot take) or `JobError`
+(an unknown run, a run in the wrong state); nothing is stored or queued then. `QueueError`: the
+queue server is unreachable. `StorageError`: the data folder or the database cannot be used.
 """
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ from sqlalchemy import delete as sql_delete, func, select
 
 from jobs import db, queries, runs, settings
 from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
+from jobs.settings import StorageError  # noqa: F401  (re-exported for callers)
 
 from engine.config import ConfigError  # noqa: F401  (light: re-exported for callers)
+from engine.limits import excerpt
+
+MAX_ID = 2**63 - 1  # the database's integer
 
 # What the UI polls, re-exported from queries.
 latest_metrics = queries.latest_metrics
@@ -40,20 +45,42 @@ class QueueError(RuntimeError):
     """The queue (Redis) cannot be reached; the run is stored as failed and can be resumed later."""
 
 
-def _config(config: str | Path | dict | None, overrides) -> dict:
-    """Validate (types, values, prompts the model can encode) and return the resolved config."""
+def check_config(config: str | Path | dict | None, overrides=()) -> dict:
+    """Validate as the CLI does (types, bounds, prompts the model can encode), with the files the
+    config names read only from settings.config_file_dirs(), and the run's estimated memory and
+    time checked against this machine. Returns the resolved config."""
     from engine.config import load_config
+    from engine.estimate import budget_problems
 
-    return load_config(config, list(overrides)).to_dict()
+    cfg = load_config(config, list(overrides), read_from=settings.config_file_dirs())
+    problems = budget_problems(cfg)
+    if problems:
+        raise ConfigError.listing(problems)
+    return cfg.to_dict()
 
 
 def submit(config: str | Path | dict | None, overrides=(), name: str = "") -> int:
     """Validate a config (a YAML path, a dict, or None for the defaults), store the run, queue it.
     Returns the run id."""
-    resolved = _config(config, overrides)
+    resolved = check_config(config, overrides)
+    _room_in_queue()
     run_id = runs.create(resolved, name or (Path(config).stem if isinstance(config, (str, Path)) else ""))
     _enqueue(run_id)
     return run_id
+
+
+def _room_in_queue() -> None:
+    """JobError when as many runs wait as G2RPO_MAX_QUEUED_RUNS allows (a flood of small runs)."""
+    from engine.limits import too_large
+
+    with db.session() as s:
+        waiting = s.scalar(select(func.count()).where(Run.status == "queued"))
+    try:
+        message = too_large("queued_runs", waiting + 1)
+    except ValueError as err:  # the variable is not a number
+        raise JobError(str(err)) from None
+    if message:
+        raise JobError(f"the queue is full: {message}; wait for runs to finish or cancel some")
 
 
 def _enqueue(run_id: int) -> None:
@@ -67,8 +94,15 @@ def _enqueue(run_id: int) -> None:
                          f"back: python -m jobs resume {run_id}") from err
 
 
+def _id(run_id) -> int:
+    """A run id as the database takes it, or JobError (an id of 10**24 is no run, not an overflow)."""
+    if isinstance(run_id, bool) or not isinstance(run_id, int) or not 1 <= run_id <= MAX_ID:
+        raise JobError(f"no run {excerpt(run_id, 30)}")
+    return run_id
+
+
 def _run(run_id: int) -> Run:
-    run = runs.get(run_id)
+    run = runs.get(_id(run_id))
     if run is None:
         raise JobError(f"no run {run_id}")
     return run
@@ -107,7 +141,7 @@ def queue_position(run_id: int) -> dict:
 def cancel(run_id: int) -> str:
     """Stop a run: a queued one never starts; a running one stops within about a second and keeps
     its metrics, samples and checkpoints. Returns 'cancelled' or 'cancelling' (a worker confirms)."""
-    state = runs.cancel(run_id)
+    state = runs.cancel(_id(run_id))
     if state is None:
         raise JobError(f"run {run_id} is {_run(run_id).status}; nothing to cancel")
     return state
@@ -119,7 +153,8 @@ def resume(run_id: int, overrides=()) -> None:
     run = _run(run_id)
     if run.status not in RESUMABLE:
         raise JobError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
-    config = _config(run.config, overrides) if overrides else None
+    config = check_config(run.config, overrides) if overrides else None
+    _room_in_queue()
     if not runs.requeue(run_id, config):
         raise JobError(f"run {run_id} changed state meanwhile ({_run(run_id).status}); try again")
     _enqueue(run_id)
@@ -148,7 +183,7 @@ def wait(run_id: int, timeout: float | None = None, poll_s: float = 1.0) -> str:
 
 def samples(run_id: int) -> list[dict]:
     """Sample images of a run with absolute `file` paths (the base model's have trained == 0)."""
-    folder = settings.run_dir(run_id)
+    folder = settings.run_dir(_id(run_id))
     return [{**row, "file": str(folder / row["path"])} for row in queries.samples(run_id)]
 
 
@@ -164,7 +199,17 @@ def add_evaluation(run_id: int, scores: dict, checkpoint: str | None = None, pro
 
 
 def export(run_id: int, out: str | Path | None = None) -> Path:
+    """Write the run's export to `out` (a new .zip path, or a new or empty folder; default
+    DATA_DIR/exports/run-ID.zip, replaced each time)."""
     from jobs.export import export_run
 
     _run(run_id)
-    return export_run(run_id, out)
+    if out is not None:
+        out = Path(out)
+        if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+            raise JobError(f"{excerpt(str(out))} already exists; export to a new path (or an empty folder)")
+    try:
+        return export_run(run_id, out)
+    except OSError as err:
+        raise JobError(f"cannot write the export to {excerpt(str(out or 'the exports folder'))}: "
+                       f"{err.strerror or type(err).__name__}") from None

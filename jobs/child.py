@@ -20,10 +20,13 @@ from tqdm import tqdm
 import engine.models.tiny_flux  # noqa: F401
 import engine.trainer  # noqa: F401
 import peft  # noqa: F401
-from engine.config import config_from_dict
+from engine.checkpoint import checkpoints
+from engine.config import ConfigError, config_from_dict
+from engine.errors import TrainingError
 from jobs import db, settings
 from jobs.models import Checkpoint, Run
 from jobs.sink import GUARD, RunSink
+from jobs.supervise import ERROR_MARK, TRAINING_ERROR_EXIT
 
 
 def hold_lifeline(lifeline) -> None:
@@ -43,9 +46,8 @@ def drop_unrecorded_checkpoints(run_id: int) -> None:
     skip that iteration: forget such a checkpoint, so the iteration is redone instead."""
     with db.session() as s:
         recorded = set(s.scalars(select(Checkpoint.trained).where(Checkpoint.run_id == run_id)))
-    root = settings.run_dir(run_id) / "checkpoints"
-    for folder in root.glob("iter_*") if root.exists() else []:
-        if not folder.name.endswith(".tmp") and int(folder.name.removeprefix("iter_")) not in recorded:
+    for folder in checkpoints(settings.run_dir(run_id)):
+        if int(folder.name.removeprefix("iter_")) not in recorded:
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -55,7 +57,10 @@ def train(run_id: int) -> None:
     folder = settings.run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)
     with db.session() as s:
-        cfg = config_from_dict(s.get(Run, run_id).config)
+        run = s.get(Run, run_id)
+    if run is None:
+        raise TrainingError(f"run {run_id} is not in the database (deleted, or the database was replaced)")
+    cfg = config_from_dict(run.config)
     # The engine's CLI can continue this folder too: python -m engine.train --out FOLDER --resume
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     drop_unrecorded_checkpoints(run_id)
@@ -83,7 +88,11 @@ def main(run_id: int, gpu: str | None = None, lifeline=None) -> None:
     os.dup2(log.fileno(), 2)
     db.dispose_all()  # never reuse a connection inherited through fork
     tqdm.set_lock(threading.RLock())  # not tqdm's default multiprocessing lock, which a kill would leak
-    train(run_id)
+    try:
+        train(run_id)
+    except (TrainingError, ConfigError, settings.StorageError) as err:  # a message for the user: the worker stores this line
+        print(f"{ERROR_MARK}{' '.join(str(err).split())}", flush=True)
+        sys.exit(TRAINING_ERROR_EXIT)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,35 @@
 
 SQLite (the default) runs in WAL mode with a busy timeout, so the UI reads while a worker writes
 and concurrent writers wait instead of failing; sessions are short. PostgreSQL comes by URL.
+
+A process remembers which database it opened (the SQLite file's inode, PostgreSQL's database oid)
+and every session checks it is still that one: a database deleted or replaced under a running app
+or worker stops them with a StorageError instead of letting each write to a different one.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from jobs import settings
+from jobs.settings import StorageError
 
 ALEMBIC_INI = Path(__file__).parent / "alembic.ini"
 BUSY_TIMEOUT_S = 30
+SERVER_CHECK_S = 5.0  # how often a server database's identity is checked (a query); SQLite: every session
 _engines: dict[str, Engine] = {}
+_identities: dict[str, tuple] = {}  # url -> what the database was when this process opened it
+_checked: dict[str, float] = {}
+_broken: dict[str, str] = {}  # url -> why it can no longer be used
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -76,14 +87,59 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def get_engine(url: str | None = None) -> Engine:
-    """The process's engine for `url` (default: settings), migrated on first use."""
+    """The process's engine for `url` (default: settings), migrated on first use. StorageError if
+    the database cannot be opened, or is no longer the one this process opened."""
     url = url or settings.database_url()
     if url not in _engines:
-        engine = create(url)
-        migrate(engine)
+        try:
+            engine = create(url)
+            migrate(engine)
+            _identities[url] = identity(engine)
+        except (OSError, SQLAlchemyError) as err:
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:200]
+            raise StorageError(f"cannot open the database {shown(url)}: {reason}") from None
         _engines[url] = engine
+        _checked[url] = time.monotonic()
+    check(url)
     return _engines[url]
+
+
+def identity(engine: Engine) -> tuple:
+    """What makes this database this one: the SQLite file's inode, PostgreSQL's database oid."""
+    if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            return ()
+        stat = os.stat(engine.url.database)
+        return stat.st_dev, stat.st_ino
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as c:
+            return (c.execute(text("SELECT oid FROM pg_database WHERE datname = current_database()")).scalar(),)
+    return ()
+
+
+def check(url: str) -> None:
+    """StorageError if the database at `url` vanished or was replaced since this process opened it."""
+    if url in _broken:
+        raise StorageError(_broken[url])
+    engine, now = _engines[url], time.monotonic()
+    if engine.dialect.name != "sqlite" and now - _checked[url] < SERVER_CHECK_S:
+        return
+    _checked[url] = now
+    try:
+        current = identity(engine)
+    except (OSError, SQLAlchemyError):
+        current = None
+    if current != _identities[url]:
+        what = "vanished" if current is None else "was replaced by another one"
+        _broken[url] = (f"the database {shown(url)} {what} while this process ran; it stops here rather than "
+                        "write where other processes no longer read: restart the app and the workers")
+        raise StorageError(_broken[url])
 
 
 def session() -> Session:
@@ -96,3 +152,5 @@ def dispose_all() -> None:
     for engine in _engines.values():
         engine.dispose()
     _engines.clear()
+    _identities.clear()
+    _broken.clear()

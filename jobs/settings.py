@@ -5,6 +5,7 @@ workers can point one process at another folder without re-importing anything).
     G2RPO_DATABASE_URL  e.g. postgresql+psycopg://user@host/db; default: SQLite in the data folder
     G2RPO_QUEUE_URL     e.g. redis://host:6379/0; default: a SQLite queue in the data folder
     G2RPO_QUEUE_NAME    the queue's name (several independent queues on one Redis); default g2rpo
+    G2RPO_FILE_DIRS     more folders (separated by ':') that submitted configs may read files from
 """
 from __future__ import annotations
 
@@ -12,10 +13,28 @@ import os
 from pathlib import Path
 
 
+class StorageError(RuntimeError):
+    """The data folder or the database cannot be used (missing, unwritable, vanished, replaced)."""
+
+
 def data_dir() -> Path:
+    """The data folder, created if missing; StorageError if it cannot be created or written."""
     path = Path(os.environ.get("G2RPO_DATA_DIR", "data")).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StorageError(f"the data folder {path} (G2RPO_DATA_DIR) cannot be created: "
+                           f"{err.strerror or type(err).__name__}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(f"the data folder {path} (G2RPO_DATA_DIR) is not writable by this user")
     return path
+
+
+def config_file_dirs() -> list[Path]:
+    """The folders files named in a submitted config are read from: prompts/ of the working
+    directory, the data folder's prompts/ and models/, and G2RPO_FILE_DIRS."""
+    extra = [Path(p).expanduser() for p in os.environ.get("G2RPO_FILE_DIRS", "").split(os.pathsep) if p.strip()]
+    return [Path("prompts").resolve(), data_dir() / "prompts", data_dir() / "models", *extra]
 
 
 def database_url() -> str:

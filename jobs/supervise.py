@@ -22,6 +22,8 @@ POLL_S = 0.5  # how often the worker looks for a cancel request
 HEARTBEAT_S = 5.0  # how often it tells the database it is alive (runs.STALE_AFTER is far longer)
 GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
 PRELOAD = ["jobs.child", "jobs.queue"]  # imported once in the fork server
+TRAINING_ERROR_EXIT = 3  # the child stopped with a message for the user, the log's last ERROR_MARK line
+ERROR_MARK = "g2rpo-error: "
 
 log = logging.getLogger("jobs.worker")
 stop_flag = threading.Event()  # the worker replaces it with the consumer's: set when it shuts down
@@ -72,6 +74,12 @@ def kill_group(proc) -> None:
         pass
 
 
+def training_error(run_id: int) -> str | None:
+    """The message a child that exited with TRAINING_ERROR_EXIT left at the end of its log."""
+    lines = [line for line in log_tail(run_id).splitlines() if line.startswith(ERROR_MARK)]
+    return lines[-1].removeprefix(ERROR_MARK) if lines else None
+
+
 def log_tail(run_id: int, chars: int = 3000) -> str:
     path = settings.run_dir(run_id) / "log.txt"
     try:
@@ -95,6 +103,9 @@ def watch(run_id: int, proc) -> tuple[str, str | None]:
         beat = time.monotonic() - last_beat >= HEARTBEAT_S
         try:
             stop = runs.poll(run_id, beat)
+        except settings.StorageError as err:  # the database vanished or was replaced: stop, do not split
+            kill_group(proc)
+            return "interrupted", str(err)
         except Exception as err:  # a database hiccup must not kill hours of training
             log.warning("run %s: cannot reach the database (%s); still training", run_id, err)
             continue
@@ -104,6 +115,8 @@ def watch(run_id: int, proc) -> tuple[str, str | None]:
             return "cancelled", None
     if proc.exitcode == 0:
         return "completed", None
+    if proc.exitcode == TRAINING_ERROR_EXIT and (message := training_error(run_id)):
+        return "failed", message
     how = (f"killed by {signal.Signals(-proc.exitcode).name}" if proc.exitcode < 0
            else f"exit code {proc.exitcode}")
     return "failed", f"training process {how}; end of its log:\n{log_tail(run_id)}"
@@ -129,6 +142,8 @@ def execute(run_id: int) -> None:
             log.info("run %s: %s", run_id, status)
         else:  # deleted, or marked interrupted meanwhile
             log.info("run %s: %s, but it was no longer running in the database", run_id, status)
+    except settings.StorageError as err:
+        log.error("run %s: cannot record its end: %s", run_id, err)
     finally:
         active.discard(run_id)
 

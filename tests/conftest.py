@@ -1,6 +1,17 @@
+import sys
+
 import pytest
 
 from engine.config import load_config
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many bad inputs each surface refused (tests/test_bad_inputs.py), when it ran."""
+    corpus = sys.modules.get("tests.test_bad_inputs")
+    if corpus is not None and corpus.TRIED:
+        tried = ", ".join(f"{count} through {surface}" for surface, count in corpus.TRIED.items())
+        terminalreporter.write_line(f"bad-input corpus ({len(corpus.CORPUS)} cases): refused {tried}; "
+                                    f"{sum(corpus.TRIED.values())} in all, each with a message, nothing stored")
 
 
 PROMPTS = ["a red circle on a black background", "two blue squares on a white background",

@@ -80,8 +80,9 @@ def model_problems(cfg) -> list[str]:
     return problems + ([problem] if problem else [])
 
 
-def check_model_prompts(cfg, prompts: list[str]) -> None:
-    """Raise ValueError for prompts the model cannot encode, without loading any weights."""
+def check_model_prompts(cfg, prompts: list[str], quote: bool = True) -> None:
+    """Raise ValueError for prompts the model cannot encode, without loading any weights (`quote`:
+    whether the message may quote the prompt; not for prompts read from a file)."""
     if cfg.name in PIPELINE_MODELS:  # the tokenizers take any text (T5 truncates, as the pipeline does)
         for prompt in prompts:
             if not prompt.strip():
@@ -91,4 +92,4 @@ def check_model_prompts(cfg, prompts: list[str]) -> None:
 
     spec = _spec(cfg.name)
     for prompt in prompts:
-        check_prompt(prompt, spec.vocabulary, spec.max_words)
+        check_prompt(prompt, spec.vocabulary, spec.max_words, quote)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from engine.limits import excerpt
 from engine.world.scenes import VOCABULARY as DEFAULT_VOCABULARY  # the built-in world's words
 
 
@@ -30,18 +31,22 @@ def tokenize(prompt: str) -> list[str]:
     return re.findall(r"[a-z]+", prompt.lower())
 
 
-def check_prompt(prompt: str, vocabulary: list[str], max_words: int) -> list[str]:
-    """The prompt's words, or a ValueError that names what is wrong (checked before any job)."""
+def check_prompt(prompt: str, vocabulary: list[str], max_words: int, quote: bool = True) -> list[str]:
+    """The prompt's words, or a ValueError that names what is wrong (checked before any job).
+    `quote=False` (a prompt from a file): the message names the unknown words but not the prompt."""
     words = tokenize(prompt)
     if not words:
         raise ValueError("empty prompt")
     known = set(vocabulary)
-    unknown = [w for w in words if w not in known]
-    if unknown:
-        raise ValueError(f"unknown word(s) {', '.join(map(repr, unknown))} in prompt {prompt!r}; "
+    unknown = list(dict.fromkeys(w for w in words if w not in known))
+    if unknown:  # quoted short and cut: the prompt may come from a file
+        more = f" and {len(unknown) - 3:,} more" if len(unknown) > 3 else ""
+        where = f" in prompt {excerpt(prompt, 40)}" if quote else ""
+        raise ValueError(f"unknown word(s) {', '.join(excerpt(w, 20) for w in unknown[:3])}{more}{where}; "
                          f"the model knows: {' '.join(vocabulary)}")
     if len(words) > max_words:
-        raise ValueError(f"prompt {prompt[:80]!r} has {len(words)} words; the model takes at most {max_words}")
+        raise ValueError(f"{'prompt ' + excerpt(prompt, 40) if quote else 'the prompt'} has {len(words):,} words; "
+                         f"the model takes at most {max_words}")
     return words
 
 

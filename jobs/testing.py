@@ -19,7 +19,8 @@ REDIS_URL = os.environ.get("G2RPO_TEST_REDIS", "redis://127.0.0.1:6379/0")
 # A G²RPO config that trains in ~0.1-0.3 s per iteration on a CPU (with the random model).
 SMALL = ["model.name=tiny-flux", "rewards=[{name: brightness}]", 'prompts=["a red circle on a black background"]',
          "algorithm.group_size=3", "algorithm.branch_steps=[0,1]", "algorithm.granularities=[1,2]", "sampling.steps=6",
-         "train.eval_every=1", 'eval_prompts=["a blue square on a white background"]', "eval_rewards=[saturation]"]
+         "train.eval_every=1", 'eval_prompts=["a blue square on a white background"]', "eval_rewards=[saturation]",
+         "train.prompts_per_iteration=1"]
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):

@@ -9,7 +9,7 @@ from engine.config import ConfigError, load_config
 from engine.train import main
 
 SMALL = ["--set", "model.name=tiny-flux", "--set", "rewards=[{name: brightness}]", "--set", "algorithm.group_size=3", "--set", "algorithm.branch_steps=[0,1]", "--set", "sampling.steps=6",
-         "--set", "train.iterations=2", "--set", "algorithm.granularities=[1,2]"]
+         "--set", "train.iterations=2", "--set", "algorithm.granularities=[1,2]", "--set", "train.prompts_per_iteration=1"]
 
 
 @pytest.mark.parametrize("override, message", [

@@ -37,13 +37,15 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Switching a new file to WAL needs a lock the busy handler does not wait for: retry.
-    for attempt in range(200):
+    # Switching a new file to WAL needs a lock the busy handler does not wait for: retry, as long
+    # as the busy timeout (another process may be migrating the new file, slowly on a busy machine).
+    attempts = int(BUSY_TIMEOUT_S / 0.05)
+    for attempt in range(attempts):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
             break
         except Exception as err:  # sqlite3.OperationalError: database is locked
-            if "locked" not in str(err) or attempt == 199:
+            if "locked" not in str(err) or attempt == attempts - 1:
                 raise
             time.sleep(0.05)
     cursor.close()

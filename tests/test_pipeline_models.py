@@ -33,7 +33,8 @@ def tiny_config(pipelines, which: str, *overrides: str):
             "model.max_sequence_length=16", "rewards=[{name: brightness}]", f"prompts={json.dumps(PROMPTS)}",
             f"sample_prompts={json.dumps(PROMPTS[:1])}", "algorithm.group_size=3", "algorithm.branch_steps=[0,1]",
             "algorithm.granularities=[1,2]", f"sampling.steps={STEPS}", "train.iterations=2",
-            "train.checkpoint_every=2", "train.sample_every=1000", "lora.rank=4", "lora.alpha=16"]
+            "train.checkpoint_every=2", "train.sample_every=1000", "lora.rank=4", "lora.alpha=16",
+            "train.prompts_per_iteration=1"]
     return load_config("configs/g2rpo.yaml", base + list(overrides))
 
 

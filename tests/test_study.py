@@ -77,7 +77,8 @@ def tiny_plan():
     """Two methods, one seed, the random 16x16 model, a budget of a few small iterations."""
     return Plan(methods=[BY_KEY["g2rpo-L12"], BY_KEY["dancegrpo"]], seeds=[0], budget=150, fractions=[0.25, 0.5, 1.0],
                 overrides=["model.name=tiny-flux", "rewards=[{name: brightness}]", "algorithm.group_size=3",
-                           "algorithm.branch_steps=[0,1]", "sampling.steps=6", "train.learning_rate=0.05"],
+                           "algorithm.branch_steps=[0,1]", "sampling.steps=6", "train.learning_rate=0.05",
+                           "train.prompts_per_iteration=1"],
                 eval_prompts=eval_prompts()[:2], eval_seeds=1, eval_rewards=["brightness", "background"])
 
 

@@ -17,7 +17,9 @@ from jobs.testing import REPO, SMALL, one_torch_thread
 # Valid but absurd: a LoRA scale of 1e15 / rank, no clipping, lr 1. The first update blows the weights up
 # and the next iteration's images (so its rewards) are NaN: a real divergence, not an injected one.
 # (Without the movement probe: it would see the blown-up policy at the end of iteration 0, below.)
-EXPLODING = ["train.learning_rate=1", "train.max_grad_norm=1e30", "lora.alpha=1e15", "train.movement_probe=0"]
+# One optimizer step per iteration, so iteration 0 itself ends finite whatever the preset's schedule.
+EXPLODING = ["train.learning_rate=1", "train.max_grad_norm=1e30", "lora.alpha=1e15", "train.movement_probe=0",
+             "train.optimizer_step=per_iteration"]
 
 
 def small(small_config, *extra):

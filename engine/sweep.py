@@ -47,21 +47,16 @@ def entry_config(plan: dict, entry: dict):
     return load_config(plan["base"], overrides)
 
 
-def scores(model, seeds: int, split: str, rewards: dict) -> dict[str, float]:
-    from engine.evaluate import prompt_set, sample_images
-
-    images, labels = sample_images(model, prompt_set(split), seeds, progress=False)
-    return {name: reward(images, labels).mean().item() for name, reward in rewards.items()}
-
-
-def evaluate(cfg, lora: Path | None, plan: dict, rewards: dict) -> dict:
-    from engine.evaluate import load_with_lora
+def evaluate(cfg, lora: Path | None, plan: dict, rewards: list) -> dict:
+    """engine.evaluate's table row, on the held-out prompts and on the training prompts."""
+    from engine.evaluate import evaluate as score, load_with_lora, prompt_set
 
     model = load_with_lora(cfg.model, str(lora) if lora else None).eval()
-    return {"eval": scores(model, plan["eval_seeds"], "eval", rewards), "train": scores(model, 1, "train", rewards)}
+    return {"eval": score(model, prompt_set("eval"), rewards, plan["eval_seeds"], progress=False),
+            "train": score(model, prompt_set("train"), rewards, 1, progress=False)}
 
 
-def run_entry(plan: dict, entry: dict, out: Path, rewards: dict) -> dict:
+def run_entry(plan: dict, entry: dict, out: Path, rewards: list) -> dict:
     """Train (or finish) and score one entry; its result.json makes a re-run skip it."""
     from engine.checkpoint import latest_checkpoint
     from engine.records import read_records
@@ -120,6 +115,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         plan = load_plan(args.plan)
+        unknown = sorted(set(args.only or ()) - {e["name"] for e in plan["entries"]})
+        if unknown:
+            raise ConfigError(f"--only: no entries named {', '.join(unknown)} in {args.plan}")
         entries = [e for e in plan["entries"] if not args.only or e["name"] in args.only]
         for entry in plan["entries"]:
             entry_config(plan, entry)  # every entry is valid before anything trains
@@ -131,7 +129,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rewards = {name: build_reward(name) for name in REWARDS}
+    rewards = [build_reward(name) for name in REWARDS]
     base_file = out / "base.json"
     if not base_file.exists():
         base_file.write_text(json.dumps(evaluate(entry_config(plan, entries[0]), None, plan, rewards), indent=1))

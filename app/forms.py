@@ -25,6 +25,7 @@ PRESETS = {  # label -> config file
     "DanceGRPO · built-in model": "dancegrpo.yaml",
     "Flow-GRPO · built-in model": "flowgrpo.yaml",
     "MixGRPO · built-in model": "mixgrpo.yaml",
+    "DiffusionNFT · built-in model": "diffusionnft.yaml",
     "G²RPO · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-hps-clip-lora.yaml",
 }
 

@@ -26,13 +26,15 @@ from engine.limits import excerpt, limit, too_large
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
-ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")
+ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft")
 # Per-algorithm defaults for the settings that differ between the methods (see the spec).
 ALGORITHM_DEFAULTS = {
     "g2rpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
     "dancegrpo": dict(eta=0.3, noise_form="dance", shared_noise=True),
     "flowgrpo": dict(eta=0.7, noise_form="flow", shared_noise=False),
     "mixgrpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
+    # DiffusionNFT samples by ODE from one noise per member; eta and the noise form go unused.
+    "diffusionnft": dict(eta=0.7, noise_form="flow", shared_noise=False),
 }
 
 MAX_CACHED_PROMPTS = 2000  # model.free_text_encoders keeps every prompt's embedding in memory
@@ -86,6 +88,8 @@ class AlgorithmConfig:
     global_std: Bool = False  # Flow-GRPO: normalise by the batch's std, not the group's
     window_size: Int = 4  # MixGRPO's SDE window
     window_shift_every: Count = 25  # MixGRPO: iterations before the window moves by one step
+    nft_beta: Annotated[Float, above(0), rule(lambda b: b <= 1, "must be in (0, 1]")] = 1.0  # DiffusionNFT's beta
+    nft_times: Annotated[Count, limited("steps")] = 4  # DiffusionNFT: noise levels each sample is trained at
 
 
 @dataclass(config=SCHEMA)
@@ -295,6 +299,8 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
          "algorithm.kl_beta: the KL reference is the adapter-disabled model, so it needs lora.enabled")
     if a.name == "g2rpo":
         _check_g2rpo(a, s.steps, need)
+    need(a.name != "diffusionnft" or not a.shared_noise,
+         "algorithm.shared_noise: DiffusionNFT samples by ODE, so members sharing one noise would be copies")
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),

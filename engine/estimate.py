@@ -78,6 +78,8 @@ def evaluations(cfg) -> tuple[int, int]:
             own = sum(max(len(completion_schedule(k, lam, T, a.completion)) - 3, 0) for lam in a.granularities)
             rollout += G * (shared + own)
         rollout, train = P * rollout, P * len(a.branch_steps)
+    elif a.name == "diffusionnft":  # an ODE per member; then per trained time the old and the trained velocity
+        rollout, train = P * G * T, P * G * a.nft_times * (2 + int(a.kl_beta > 0))
     else:
         sde = range(T - 1) if a.name != "mixgrpo" else range(a.window_size)
         first = sde[0]  # with shared noise the members are one row until the first SDE step

@@ -43,3 +43,37 @@ def gaussian_kl(mean: torch.Tensor, ref_mean: torch.Tensor, std: torch.Tensor) -
     scale as the log-probabilities. `std` broadcasts against mean (as `sde_std` returns it).
     """
     return ((mean - ref_mean) ** 2 / (2 * std**2)).flatten(1).mean(1)
+
+
+# ---------------------------------------------------------------- DiffusionNFT (forward-process RL)
+
+
+def optimality_probability(advantage: torch.Tensor, clamp: float) -> torch.Tensor:
+    """DiffusionNFT's r in [0, 1] from a group advantage: clamp(A, -c, c) / (2c) + 1/2.
+
+    r = 1/2 (an average member) weighs the positive and the negative policy alike."""
+    return (advantage.clamp(-clamp, clamp) / clamp / 2 + 0.5).clamp(0, 1)
+
+
+def nft_loss(v: torch.Tensor, v_old: torch.Tensor, x_t: torch.Tensor, x0: torch.Tensor, s: torch.Tensor,
+             r: torch.Tensor, beta: float, clamp: float) -> torch.Tensor:
+    """DiffusionNFT's negative-aware flow-matching loss per sample: shape [B].
+
+    The implicit positive policy v+ = beta v + (1 - beta) v_old and its mirror image about the old
+    policy, the negative v- = (1 + beta) v_old - beta v, both regress the clean sample x0 through
+    x0_hat = x_t - s v (the flow-matching target), weighted r and 1 - r:
+        loss = (r ||x0_hat(v+) - x0||^2 / w+ + (1 - r) ||x0_hat(v-) - x0||^2 / w-) * clamp / beta
+    with the authors' adaptive weights w = mean |x0_hat - x0| (no gradient). A high-reward sample
+    pulls v towards it, a low-reward one pushes v away; with v = v_old both policies equal the old
+    one, and with every r = 1/2 the two gradients cancel exactly.
+    """
+    s = s.reshape(-1, *[1] * (x0.ndim - 1))
+    v_old = v_old.detach()
+    positive = x_t - s * (beta * v + (1 - beta) * v_old) - x0
+    negative = x_t - s * ((1 + beta) * v_old - beta * v) - x0
+
+    def weighted(err: torch.Tensor) -> torch.Tensor:
+        w = err.detach().abs().flatten(1).mean(1).clamp(min=1e-5)
+        return (err**2).flatten(1).mean(1) / w
+
+    return (r * weighted(positive) + (1 - r) * weighted(negative)) * clamp / beta

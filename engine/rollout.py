@@ -70,6 +70,18 @@ class Transition:
     advantage: torch.Tensor | None = None
 
 
+@dataclass
+class ForwardSamples:
+    """What a forward-process loss trains on: member m's clean latent x0[m], noised to
+    x_t = (1 - s) x0 + s eps at `times` grid points each (rows member-major), and its optimality
+    probability r[m] once advantages are known."""
+
+    x0: torch.Tensor  # [members, ...]
+    time_idx: torch.Tensor  # [members, times] grid indices
+    eps: torch.Tensor  # [members, times, ...]
+    optimality: torch.Tensor | None = None  # [members]
+
+
 def integrate_ode(runner: VelocityRunner, x: torch.Tensor, cond: Cond, cond_idx: torch.Tensor,
                   grid: torch.Tensor, schedules: list[list[int]], v_first: torch.Tensor | None = None):
     """Finish each row along its own list of grid indices by Euler steps, in waves.

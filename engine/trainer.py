@@ -35,7 +35,7 @@ from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
 from engine.sampling import ode_step
-from engine.update import policy_loss_backward
+from engine.update import forward_loss_backward, policy_loss_backward
 
 
 class Trainer:
@@ -256,7 +256,10 @@ class Trainer:
         # The record describes the global batch: its prompts, and statistics over every process.
         record = {"iteration": it, "prompts": batch, **base}
         record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights, self.gather))
-        record.update(self.update(rollout.transitions, cond, it))
+        if rollout.forward is not None:
+            record.update(self.update_forward(rollout, cond, it))
+        else:
+            record.update(self.update(rollout.transitions, cond, it))
         self.require_finite(np.isfinite(record["loss"]), it, "the loss")
         weights_ok = torch.stack([torch.isfinite(p).all() for p in self.params]).all().float().reshape(1, 1)
         self.require_finite(bool(self.gather(weights_ok).min()), it, "a trained weight")
@@ -314,6 +317,28 @@ class Trainer:
         out["grad_norm_max"] = float(np.max(grad_norms))
         return self.reduce_stats(out)
 
+    def update_forward(self, rollout, cond, it: int = 0) -> dict:
+        """A forward-process update (DiffusionNFT): one optimizer step per drawn time ("per_step")
+        or one for the iteration, with the same non-finite gradient check."""
+        cfg, a = self.cfg, self.cfg.algorithm
+        grad_norms = []
+
+        def step():
+            grad_norms.append(float(self.accelerator.clip_grad_norm_(self.params, cfg.train.max_grad_norm)))
+            self.require_finite(np.isfinite(grad_norms[-1]), it, "the gradient norm")
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+
+        self.optimizer.zero_grad()
+        per_step = cfg.train.optimizer_step == "per_step"
+        out = forward_loss_backward(self.runner, rollout.forward, rollout.prompt_idx, cond, self.algorithm.grid,
+                                    a.nft_beta, a.adv_clamp, a.kl_beta, self.accelerator.backward, self.reference,
+                                    step=step if per_step else None)
+        if not per_step:
+            step()
+        out["grad_norm"], out["grad_norm_max"] = float(np.mean(grad_norms)), float(np.max(grad_norms))
+        return self.reduce_stats(out)
+
     def reduce_stats(self, out: dict) -> dict:
         """Per-process statistics over the global batch: extremes of the extremes, means of the means
         (every process holds the same number of members, so that is the global mean)."""
@@ -322,7 +347,7 @@ class Trainer:
         keys = list(out)
         values = self.gather(torch.tensor([[out[k] for k in keys]], dtype=torch.float64))  # [processes, keys]
         reduce = {"ratio_min": torch.min, "ratio_max": torch.max, "onpolicy_ratio_error": torch.max,
-                  "grad_norm_max": torch.max}
+                  "grad_norm_max": torch.max, "old_deviation_first": torch.max}
         return {k: float(reduce.get(k, torch.mean)(values[:, i])) for i, k in enumerate(keys)}
 
     # ------------------------------------------------------------------ the run

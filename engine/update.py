@@ -1,4 +1,5 @@
-"""The policy update for one transition: one forward per distinct state, the clipped loss per member."""
+"""The policy updates: for one transition (one forward per distinct state, the clipped loss per member),
+and DiffusionNFT's forward-process loss on clean samples."""
 from __future__ import annotations
 
 import time
@@ -6,8 +7,8 @@ import time
 import torch
 
 from engine.models.base import Cond, VelocityRunner
-from engine.objective import clipped_policy_loss, gaussian_kl
-from engine.rollout import Transition
+from engine.objective import clipped_policy_loss, gaussian_kl, nft_loss
+from engine.rollout import ForwardSamples, Transition
 from engine.sampling import gaussian_logprob, sde_mean, sde_std
 
 
@@ -55,5 +56,52 @@ def policy_loss_backward(runner: VelocityRunner, t: Transition, cond: Cond, grid
         "ratio_max": ratio.max().item(),
         "clip_fraction": ((ratio - 1).abs() > clip_range).float().mean().item(),
         "approx_kl": (0.5 * logratio**2).mean().item(),
+        **({"kl": torch.cat(kls).mean().item()} if kls else {}),
+    }
+
+
+def forward_loss_backward(runner: VelocityRunner, samples: ForwardSamples, prompt_idx: torch.Tensor, cond: Cond,
+                          grid: torch.Tensor, beta: float, clamp: float, kl_beta: float, backward, reference,
+                          step=None) -> dict:
+    """DiffusionNFT's update: backpropagate the mean nft_loss over every (member, time) row.
+
+    The old policy's velocities are computed first, over the same chunks the training forward
+    uses, so before the first optimizer step v equals v_old exactly (`old_deviation` = 0 there).
+    `step`, when given, is called after each time column's rows (one optimizer step per column);
+    otherwise the whole loss accumulates into one gradient.
+    """
+    members, times = samples.time_idx.shape
+    x0 = samples.x0[:, None].expand(members, times, *samples.x0.shape[1:])
+    s = grid.to(samples.x0)[samples.time_idx]  # [members, times]
+    x_t = (1 - s.reshape(*s.shape, *[1] * (x0.ndim - 2))) * x0 + s.reshape(*s.shape, *[1] * (x0.ndim - 2)) * samples.eps
+    rows = torch.arange(members, device=x0.device)[:, None].expand(members, times)
+    # Columns: one per drawn time, each holding every member once (per-column optimizer steps).
+    columns = [(x_t[:, j], s[:, j], x0[:, j], rows[:, j]) for j in range(times)]
+    with torch.no_grad():
+        v_old = [torch.cat([runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]]) for c in runner.chunks(members)])
+                 for x, sj, _, r in columns]
+    losses, deviations, kls = [], [], []
+    scale = 1.0 / members if step else 1.0 / (members * times)
+    for j, (x, sj, target, r) in enumerate(columns):
+        for c in runner.chunks(members):
+            v = runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]])
+            loss = nft_loss(v, v_old[j][c], x[c], target[c], sj[c], samples.optimality[r[c]], beta, clamp)
+            if kl_beta > 0:
+                with torch.no_grad(), reference():
+                    v_ref = runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]])
+                kl = ((v - v_ref) ** 2).flatten(1).mean(1)
+                loss = loss + kl_beta * kl
+                kls.append(kl.detach())
+            start = time.perf_counter()
+            backward(loss.sum() * scale)
+            runner.seconds += time.perf_counter() - start
+            losses.append(loss.detach())
+            deviations.append(((v.detach() - v_old[j][c]) ** 2).flatten(1).mean(1))
+        if step:
+            step()
+    return {
+        "loss": torch.cat(losses).mean().item(),
+        "old_deviation": torch.cat(deviations).mean().item(),
+        "old_deviation_first": deviations[0].max().item(),  # before any step: exactly 0
         **({"kl": torch.cat(kls).mean().item()} if kls else {}),
     }

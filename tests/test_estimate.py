@@ -11,14 +11,14 @@ from engine.trainer import Trainer
 from jobs.testing import REPO, one_torch_thread
 
 
-@pytest.mark.parametrize("name", ["g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"])
+@pytest.mark.parametrize("name", ["g2rpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft"])
 def test_model_evaluations_are_those_the_trainer_counts(small_config, tmp_path, name):
     cfg = small_config(f"algorithm.name={name}", "train.iterations=1", "train.movement_probe=0")
     with one_torch_thread():
         counted = Trainer(cfg, tmp_path).iteration(0)["model_evaluations"]
     rollout, train = evaluations(cfg)
     assert rollout == counted["rollout"]
-    if name in ("g2rpo", "flowgrpo"):
+    if name in ("g2rpo", "flowgrpo", "diffusionnft"):
         assert train == counted["train"]
     else:  # a step trained from the members' shared first state costs 1 evaluation, not G: an upper bound
         assert counted["train"] <= train <= counted["train"] + cfg.algorithm.group_size * cfg.train.prompts_per_iteration

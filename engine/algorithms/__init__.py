@@ -1,9 +1,11 @@
 """Algorithms by name. Each is a small module over the shared sampling and objective math."""
 from engine.algorithms.base import Algorithm, Rollout
+from engine.algorithms.diffusionnft import DiffusionNFT
 from engine.algorithms.g2rpo import G2RPO
 from engine.algorithms.sde_baselines import DanceGRPO, FlowGRPO, MixGRPO
 
-ALGORITHM_CLASSES = {"g2rpo": G2RPO, "dancegrpo": DanceGRPO, "flowgrpo": FlowGRPO, "mixgrpo": MixGRPO}
+ALGORITHM_CLASSES = {"g2rpo": G2RPO, "dancegrpo": DanceGRPO, "flowgrpo": FlowGRPO, "mixgrpo": MixGRPO,
+                     "diffusionnft": DiffusionNFT}
 
 
 def build_algorithm(cfg) -> Algorithm:

@@ -9,8 +9,8 @@ import torch
 
 from engine.config import Config
 from engine.models.base import Cond, VelocityRunner
-from engine.objective import group_advantages, integrate_advantages
-from engine.rollout import RolloutNoise, Transition
+from engine.objective import group_advantages, integrate_advantages, optimality_probability
+from engine.rollout import ForwardSamples, RolloutNoise, Transition
 from engine.sampling import noise_levels, sigma_grid
 
 
@@ -28,6 +28,8 @@ class Rollout:
 
     `groups` gives the shape the flat image batch reshapes to for advantages, always ending in
     (..., G); for G²RPO it is (|Lambda|, |K|, P, G), for the baselines (1, P, G).
+    Policy-gradient methods train on `transitions`; a forward-process method (DiffusionNFT) on
+    `forward` instead: the clean latents and where the forward process noises them.
     """
 
     images: torch.Tensor
@@ -35,6 +37,7 @@ class Rollout:
     groups: tuple[int, ...]
     transitions: list[Transition]
     info: dict = field(default_factory=dict)
+    forward: ForwardSamples | None = None
 
 
 class Algorithm(ABC):
@@ -67,4 +70,6 @@ class Algorithm(ABC):
         mixed = integrate_advantages(adv, weights, self.cfg.algorithm.adv_clamp).reshape(-1)
         for t in rollout.transitions:
             t.advantage = mixed.to(t.x_next.device)
+        if rollout.forward is not None:
+            rollout.forward.optimality = optimality_probability(mixed, self.cfg.algorithm.adv_clamp).to(rollout.forward.x0.device)
         return {}

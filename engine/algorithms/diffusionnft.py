@@ -1,0 +1,32 @@
+"""DiffusionNFT (Zheng et al. 2025, "negative-aware fine-tuning"): online RL on the forward process.
+
+Each member of a group is sampled from its own initial noise by the deterministic ODE (any sampler
+would do: no likelihoods are needed), scored, and given an optimality probability r from its group
+advantage. The update is flow matching on the clean samples, noised again at a few grid times, with
+the loss `engine.objective.nft_loss`: high-r samples pull the velocity towards them, low-r samples
+push it away, both measured against the rollout ("old") policy.
+
+Where this differs from the authors' code: they keep the old policy as a slowly updated copy of the
+trained one and train every image at every sampling time; here the old policy is the rollout's own
+(the policy at the start of the iteration) and each image is trained at `algorithm.nft_times` times
+drawn from the sampling grid, so that an iteration costs about two rollouts on a CPU.
+"""
+from __future__ import annotations
+
+import torch
+
+from engine.algorithms.base import Algorithm, Rollout
+from engine.rollout import ForwardSamples, sample_trajectories
+
+
+class DiffusionNFT(Algorithm):
+    def rollout(self, runner, cond, noise, iteration):
+        device, prompts, G, T = cond[next(iter(cond))].device, noise.prompts, self.group, self.steps
+        x0, _ = sample_trajectories(runner, cond, G, self.grid, self.sigmas, [False] * T, False, noise, device)
+        # Where the forward process noises each clean sample, drawn from each group's own stream.
+        n = self.cfg.algorithm.nft_times
+        time_idx = torch.stack([torch.randint(T, (G, n), generator=g) for g in noise.groups]).flatten(0, 1)
+        eps = noise.randn(G, n, *runner.model.latent_shape).flatten(0, 1)
+        prompt_idx = torch.arange(prompts, device=device).repeat_interleave(G)
+        return Rollout(runner.model.decode(x0), prompt_idx, (1, prompts, G), [],
+                       forward=ForwardSamples(x0, time_idx.to(device), eps.to(device)))

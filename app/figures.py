@@ -177,9 +177,13 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
     has_kl = any(r.get("kl") is not None for r in records)
     kl_title = "KL to reference" if has_kl else "approx KL (old→new)"
     kl = [r.get("kl") for r in records] if has_kl else [m.get("approx_kl") for m in metrics]
+    # A forward-process run (DiffusionNFT) has no likelihood ratio: its panel shows how far the
+    # trained velocity moved from the rollout policy's within the iteration instead.
+    forward = any(r.get("old_deviation") is not None for r in records)
     fig = make_subplots(rows=2, cols=4, shared_xaxes=True, vertical_spacing=0.12,
                         specs=[[{}, {}, {}, {}], [{}, {}, {"colspan": 2}, None]],
-                        subplot_titles=("loss", "importance ratio", "clip fraction", "policy movement ‖Δv‖/‖v_base‖",
+                        subplot_titles=("loss", "mean (v − v_old)² in the update" if forward else "importance ratio",
+                                        "clip fraction", "policy movement ‖Δv‖/‖v_base‖",
                                         kl_title, "grad norm", "time per iteration (s)"))
     xs = [m["iteration"] for m in metrics]
     single = {"loss": (1, 1), "clip_fraction": (1, 3), "grad_norm": (2, 2)}
@@ -188,12 +192,15 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
     fig.add_trace(_line(xs, [r.get("policy_movement") for r in records], "policy_movement", colour(0),
                         showlegend=False), row=1, col=4)
     fig.add_trace(_line(xs, kl, kl_title, colour(0), showlegend=False), row=2, col=1)
-    # ratio: min then max filled to it ("tonexty"), then the mean on top
-    fig.add_trace(_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1),
-                        line_width=0, showlegend=False, hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(_line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
-                        fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(_line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1)), row=1, col=2)
+    if forward:
+        fig.add_trace(_line(xs, [r.get("old_deviation") for r in records], "old deviation", colour(1),
+                            showlegend=False), row=1, col=2)
+    else:  # ratio: min then max filled to it ("tonexty"), then the mean on top
+        fig.add_trace(_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1),
+                            line_width=0, showlegend=False, hoverinfo="skip"), row=1, col=2)
+        fig.add_trace(_line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
+                            fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"), row=1, col=2)
+        fig.add_trace(_line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1)), row=1, col=2)
     for i, phase in enumerate(PHASES):
         fig.add_trace(go.Bar(x=xs, y=[(r.get("time") or {}).get(phase) for r in records], name=phase,
                              marker_color=colour(i + 2)), row=2, col=3)

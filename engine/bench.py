@@ -1,6 +1,6 @@
 """Benchmark the engine on the built-in small model: `python -m engine.bench`.
 
-For G²RPO and each baseline (their default configs, same model, same prompts), prints model
+For G²RPO, each baseline and DiffusionNFT (their default configs, same model, same prompts), prints model
 evaluations per iteration, seconds per iteration, the share of the iteration spent inside model
 calls, and how much faster the batched rollout is than a one-member-at-a-time rollout of the same
 trajectories (same seeds; the largest difference between the two outputs is printed too).
@@ -13,12 +13,10 @@ import time
 
 import torch
 
-from engine.config import load_config
+from engine.config import ALGORITHMS, load_config
 from engine.models.base import VelocityRunner
 from engine.rollout import RolloutNoise
 from engine.trainer import Trainer
-
-ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")
 
 
 def time_rollout(trainer: Trainer, micro_batch: int, seed: int):

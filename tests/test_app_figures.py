@@ -165,3 +165,14 @@ def test_overlay_one_training_trace_per_run():
     assert fig.data[0].line.color != fig.data[2].line.color
     total = figures.overlay(runs, reward="total")
     assert list(total.data[0].y) == [0.5, 1.5, 2.5] and len(total.data) == 2  # no "total" evaluated
+
+
+def test_a_forward_process_run_shows_its_old_policy_deviation_instead_of_a_ratio():
+    metrics = make_metrics()
+    for i, m in enumerate(metrics):
+        m["record"]["old_deviation"] = 0.01 * i
+        m["ratio_min"] = m["ratio_max"] = m["ratio_mean"] = None
+    fig = figures.diagnostics(metrics)
+    assert "mean (v − v_old)² in the update" in [a.text for a in fig.layout.annotations]
+    assert list(traces(fig, "old deviation")[0].y) == [0.0, 0.01, 0.02]
+    assert not traces(fig, "ratio mean")

@@ -17,7 +17,7 @@ def rollout(cfg, micro_batch, prompts=2, seed=0, iteration=0):
 
 
 def test_batched_rollout_equals_one_at_a_time(small_config):
-    for name in ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"):
+    for name in ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft"):
         cfg = small_config(f"algorithm.name={name}")
         batched, runner_b = rollout(cfg, micro_batch=512)
         single, runner_s = rollout(cfg, micro_batch=1)

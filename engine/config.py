@@ -90,6 +90,7 @@ class AlgorithmConfig:
     window_shift_every: Count = 25  # MixGRPO: iterations before the window moves by one step
     nft_beta: Annotated[Float, above(0), rule(lambda b: b <= 1, "must be in (0, 1]")] = 1.0  # DiffusionNFT's beta
     nft_times: Annotated[Count, limited("steps")] = 4  # DiffusionNFT: noise levels each sample is trained at
+    nft_group_noise: Bool = False  # DiffusionNFT: a group's members share those levels and noise (authors: not)
 
 
 @dataclass(config=SCHEMA)
@@ -105,6 +106,7 @@ class TrainConfig:
     iterations: Annotated[Count, limited("iterations")] = 100
     prompts_per_iteration: Annotated[Count, limited("prompts_per_iteration")] = 1  # per process; a whole group each
     learning_rate: Annotated[Positive, rule(lambda lr: lr <= 1, "must be at most 1")] = 1e-4
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate to 0 over the iterations
     betas: list[Float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: Annotated[Float, at_least(0)] = 1e-4
     max_grad_norm: Positive = 1.0

@@ -12,6 +12,7 @@ the gradients, which is the global mean since every process holds the same numbe
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -224,8 +225,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ one iteration
 
+    def learning_rate(self, it: int) -> float:
+        """The learning rate of iteration `it`: a function of the iteration alone, so a resumed run
+        has no scheduler state to restore."""
+        t = self.cfg.train
+        if t.lr_schedule == "cosine":
+            return t.learning_rate * 0.5 * (1 + math.cos(math.pi * it / t.iterations))
+        return t.learning_rate
+
     def iteration(self, it: int) -> dict:
         cfg, acc, runner = self.cfg, self.accelerator, self.runner
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(it)
         base = {}  # the base model's samples and scores, before the first update changes it
         if it == 0 and self.start_iteration == 0:
             base["base_samples"] = self.save_samples(0)
@@ -272,6 +283,7 @@ class Trainer:
         record["reward"] = {r.name: {"mean": finest[m].mean().item(), "std": finest[m].std().item()}
                             for m, r in enumerate(self.rewards)}
         record["trained_steps"] = [t.step for t in rollout.transitions]
+        record["learning_rate"] = self.learning_rate(it)
         evals = self.gather(torch.tensor([[rollout_evals, runner.evaluations - rollout_evals]])).sum(0).tolist()
         record["model_evaluations"] = {"rollout": evals[0], "train": evals[1]}
         if self.probe is not None:

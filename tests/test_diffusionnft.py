@@ -84,3 +84,36 @@ def test_diffusionnft_raises_a_reward_a_lora_can_move(tmp_path, small_config):
     after = trainer.sample(prompts, seed_key=99).mean().item()
     spread = records[0]["reward"]["brightness"]["std"]
     assert after > before + spread / 3, (before, after, spread)
+
+
+@pytest.mark.parametrize("beta, clamp", [(1.0, 5.0), (0.3, 5.0), (1.0, 2.0)])
+def test_at_the_old_policy_the_gradient_is_advantage_weighted_flow_matching(beta, clamp):
+    """With v = v_old, beta and the clamp cancel: d loss / d v = -2 s A (x0_hat - x0) / (w D) for |A| < clamp,
+    D the elements per sample (the loss is an element mean)."""
+    x0, x_t, s, v_old = random_case(seed=2)
+    advantage = torch.tensor([1.5, -0.7, 0.2])
+    v = v_old.clone().requires_grad_(True)
+    r = optimality_probability(advantage, clamp)
+    nft_loss(v, v_old, x_t, x0, s, r, beta, clamp).sum().backward()
+    err = x_t - s[:, None, None] * v_old - x0
+    w = err.abs().flatten(1).mean(1)
+    expected = -2 * s[:, None, None] * advantage[:, None, None] * err / (w[:, None, None] * err[0].numel())
+    assert torch.allclose(v.grad, expected, atol=1e-6)
+
+
+def test_group_noise_noises_a_groups_members_alike(small_config):
+    from engine.algorithms import build_algorithm
+    from engine.models import build_model
+    from engine.models.base import VelocityRunner
+    from engine.rollout import RolloutNoise
+
+    for shared in (False, True):
+        cfg = small_config("algorithm.name=diffusionnft", f"algorithm.nft_group_noise={str(shared).lower()}")
+        model = build_model(cfg.model)
+        cond = model.encode_prompts(cfg.training_prompts()[:2])
+        out = build_algorithm(cfg).rollout(VelocityRunner(model, 64), cond, RolloutNoise.seeded(0, 0, 0, 2), 0)
+        eps = out.forward.eps.reshape(2, 4, *out.forward.eps.shape[1:])  # [P, G, times, ...]
+        times = out.forward.time_idx.reshape(2, 4, -1)
+        alike = torch.equal(eps[:, :1].expand_as(eps), eps) and torch.equal(times[:, :1].expand_as(times), times)
+        assert alike == shared
+        assert not torch.equal(eps[0], eps[1])  # groups still differ

@@ -153,3 +153,17 @@ def test_policy_movement_starts_at_zero_grows_with_updates_and_survives_resume(s
     assert resumed.policy_movement() == pytest.approx(moved[2], rel=1e-5)
     frozen = Trainer(small_config("train.iterations=1", "train.learning_rate=1e-12"), tmp_path / "frozen")
     assert frozen.run(progress=False)[0]["policy_movement"] < 1e-6 * moved[0]
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_to_zero_and_resumes_on_it(small_config, tmp_path):
+    cfg = small_config("train.lr_schedule=cosine", "train.learning_rate=1e-3", "train.iterations=4",
+                       "train.checkpoint_every=2", "train.movement_probe=0")
+    trainer = Trainer(cfg, tmp_path)
+    assert [trainer.learning_rate(it) for it in range(4)] == pytest.approx([1e-3, 8.5355e-4, 5e-4, 1.4645e-4], rel=1e-4)
+    records = trainer.run(progress=False)
+    assert [r["learning_rate"] for r in records] == [trainer.learning_rate(it) for it in range(4)]
+    assert trainer.optimizer.param_groups[0]["lr"] == trainer.learning_rate(3)  # what the last step used
+    resumed = Trainer(cfg, tmp_path, resume=True)
+    assert resumed.start_iteration == 4
+    constant = Trainer(small_config("train.learning_rate=1e-3"), tmp_path / "constant")
+    assert constant.learning_rate(0) == constant.learning_rate(1) == 1e-3

@@ -9,7 +9,8 @@ push it away, both measured against the rollout ("old") policy.
 Where this differs from the authors' code: they keep the old policy as a slowly updated copy of the
 trained one and train every image at every sampling time; here the old policy is the rollout's own
 (the policy at the start of the iteration) and each image is trained at `algorithm.nft_times` times
-drawn from the sampling grid, so that an iteration costs about two rollouts on a CPU.
+drawn from the sampling grid, so that an iteration costs about two rollouts on a CPU; and with
+`algorithm.nft_group_noise` the members of a group are noised alike (the authors draw per sample).
 """
 from __future__ import annotations
 
@@ -23,10 +24,15 @@ class DiffusionNFT(Algorithm):
     def rollout(self, runner, cond, noise, iteration):
         device, prompts, G, T = cond[next(iter(cond))].device, noise.prompts, self.group, self.steps
         x0, _ = sample_trajectories(runner, cond, G, self.grid, self.sigmas, [False] * T, False, noise, device)
-        # Where the forward process noises each clean sample, drawn from each group's own stream.
-        n = self.cfg.algorithm.nft_times
-        time_idx = torch.stack([torch.randint(T, (G, n), generator=g) for g in noise.groups]).flatten(0, 1)
-        eps = noise.randn(G, n, *runner.model.latent_shape).flatten(0, 1)
+        # Where the forward process noises each clean sample, drawn from each group's own stream. With
+        # `nft_group_noise` a group's members share their times and noise (common random numbers): the
+        # advantages sum to zero over a group, so what the shared noise does to every member's loss alike
+        # cancels from the gradient, and what is left is the difference between good and bad samples.
+        n, shape = self.cfg.algorithm.nft_times, runner.model.latent_shape
+        draws = 1 if self.cfg.algorithm.nft_group_noise else G
+        time_idx = torch.stack([torch.randint(T, (draws, n), generator=g) for g in noise.groups])
+        eps = noise.randn(draws, n, *shape)
+        time_idx, eps = time_idx.expand(prompts, G, n).flatten(0, 1), eps.expand(prompts, G, n, *shape).flatten(0, 1)
         prompt_idx = torch.arange(prompts, device=device).repeat_interleave(G)
         return Rollout(runner.model.decode(x0), prompt_idx, (1, prompts, G), [],
                        forward=ForwardSamples(x0, time_idx.to(device), eps.to(device)))

@@ -6,7 +6,6 @@ import yaml
 from PIL import Image
 
 from engine import report, sweep
-from engine.trainer import Trainer
 
 TINY_BUILTIN = ["algorithm.name=diffusionnft", "algorithm.group_size=2", "train.prompts_per_iteration=1",
                 "train.iterations=2", "train.checkpoint_every=1", "train.sample_every=1000", "train.eval_every=0",
@@ -14,9 +13,10 @@ TINY_BUILTIN = ["algorithm.name=diffusionnft", "algorithm.group_size=2", "train.
 
 
 def test_report_draws_base_against_the_runs_lora_and_its_curves(tmp_path):
-    from engine.config import load_config
+    from engine import train
 
-    Trainer(load_config("configs/diffusionnft.yaml", TINY_BUILTIN), tmp_path / "run").run(progress=False)
+    args = ["--config", "configs/diffusionnft.yaml", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert train.main(args + [a for item in TINY_BUILTIN for a in ("--set", item)]) == 0
     assert report.main(["--run", str(tmp_path / "run"), "--out", str(tmp_path / "pictures"), "--seeds", "1"]) == 0
     for name in ("grid.png", "curves.png"):
         with Image.open(tmp_path / "pictures" / name) as image:

@@ -219,8 +219,8 @@ def build() -> dict:
             (grid_button, seed_grid, [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned], "seed_grid"),
             (runs_button, two_runs, [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
              "compare_runs")):
-        trigger.click(in_message_line(fn, len(outputs)), inputs, outputs + [message], api_visibility="private",
-                      concurrency_id="sampler")
+        trigger.click(in_message_line(fn, len(outputs)), inputs, outputs + [message], api_name=f"{name}_page",
+                      api_visibility="private", concurrency_id="sampler")  # named: fn's name is the API's
         gr.Button(visible=False).click(user_errors(fn), inputs, outputs, api_name=name, concurrency_id="sampler")
     refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
     for dropdown in (run, run_b):  # opening a list shows the runs launched since the page loaded

@@ -201,13 +201,14 @@ def build(authorized: gr.State) -> dict:
                  api_visibility="private")
     # The page's buttons write every outcome, success or problem, to one message line (each replaces
     # the last); the API's /cancel, /resume, /delete (hidden buttons) raise as before.
-    cancel_button.click(in_message_line(cancel, 0), [authorized, selected], message,
-                        api_visibility="private").then(**after)
-    resume_button.click(in_message_line(resume, 0), [authorized, selected], message,
-                        api_visibility="private").then(**after)
+    cancel_button.click(in_message_line(cancel, 0), [authorized, selected], message, api_name="cancel_page",
+                        api_visibility="private").then(**after)  # named: the function's name is the API's
+    resume_button.click(in_message_line(resume, 0), [authorized, selected], message, api_name="resume_page",
+                        api_visibility="private").then(**after)  # named: the function's name is the API's
     delete_button.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
     keep.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, message], api_visibility="private")
-    confirm.click(in_message_line(delete, 0), [authorized, selected], message, api_visibility="private").then(
+    confirm.click(in_message_line(delete, 0), [authorized, selected], message, api_name="delete_page",
+                  api_visibility="private").then(
         lambda: gr.update(visible=False), None, confirm_row, api_visibility="private").then(**after)
     for action in ACTIONS:
         hidden = gr.Button(visible=False)

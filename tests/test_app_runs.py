@@ -145,3 +145,12 @@ def test_the_config_diff_of_two_runs_names_the_settings_that_differ(store):
     assert "| `train.iterations` | 100 | 200 |" in diff and "algorithm.name" not in diff
     assert "the same config" in compare_tab.config_diff(a, a)
     assert compare_tab.config_diff(a, None) == ""
+
+
+def test_the_http_api_keeps_its_endpoint_names(store):
+    """The page's own buttons are private events named *_page; the API's names stay as documented."""
+    from app.ui import build_demo
+
+    names = {fn.api_name for fn in build_demo().fns.values() if fn.api_visibility != "private"}
+    assert {"submit", "runs", "cancel", "resume", "delete", "download", "compare", "seed_grid", "compare_runs",
+            "overlay", "samples"} <= names

@@ -24,15 +24,17 @@ def _percentiles(samples: list[float]) -> str:
     return f"median {1000 * statistics.median(samples):6.0f} ms   p95 {1000 * p95:6.0f} ms"
 
 
+X_TITLE = ("() => { const l = document.querySelector('#reward-plot .js-plotly-plot').layout;"
+           " return (l.xaxis2 || l.xaxis).title.text; }")  # the bottom panel's axis carries the title
+
+
 def _ui_action(page) -> float:
     """Switch the x axis and wait until the reward plot shows the new axis title."""
-    target = "wall time" if "iteration" == page.evaluate(
-        "() => document.querySelector('#reward-plot .js-plotly-plot').layout.xaxis.title.text") else "iteration"
+    target = "wall time" if "iteration" == page.evaluate(X_TITLE) else "iteration"
     start = time.perf_counter()
     page.get_by_label(target, exact=True).check()
     expected = "wall time (s, cumulative)" if target == "wall time" else "iteration"
-    page.wait_for_function("(t) => document.querySelector('#reward-plot .js-plotly-plot').layout.xaxis.title.text === t",
-                           arg=expected)
+    page.wait_for_function(f"(t) => ({X_TITLE})() === t", arg=expected)
     return time.perf_counter() - start
 
 

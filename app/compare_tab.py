@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 
 from app import sampler
-from app.errors import user_errors
+from app.errors import in_message_line, user_errors
 from app.runs_tab import selected_id, run_choices
 from engine.limits import SEED_MAX, limit
 
@@ -75,8 +75,9 @@ def _generate(run: dict, adapters: list, prompts: list[str], seeds: list[int]) -
 
 
 def _caption(row: dict, with_prompt: bool = False) -> str:
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in row["scores"].items())
-    return f"{row['prompt']} · seed {row['seed']}" if with_prompt else f"seed {row['seed']} · {scores}"
+    """One line per fact (the gallery's CSS wraps lines instead of cutting them): seed, each score."""
+    lines = ([row["prompt"]] if with_prompt else []) + [f"seed {row['seed']}"]
+    return "\n".join(lines + [f"{k} {v:.3f}" for k, v in row["scores"].items()])
 
 
 def _whole(value, low: int, high: int, what: str) -> int:
@@ -130,11 +131,50 @@ def two_runs(run_a, run_b, prompts: str, seed, count):
             [(_enlarge(r["image"]), _caption(r, with_prompt=True)) for r in second], table)
 
 
+def _flat(config: dict, prefix: str = "") -> dict:
+    """{"algorithm.group_size": 12, ...}: a nested config as dotted keys (lists stay values)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_diff(run_a, run_b) -> str:
+    """Markdown: the settings in which two runs' configs differ (what to credit a difference to)."""
+    if run_a in (None, "") or run_b in (None, ""):
+        return ""
+    a, b = _run(run_a), _run(run_b)
+    flat_a, flat_b = _flat(a["config"]), _flat(b["config"])
+    keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k) != flat_b.get(k)]
+    if not keys:
+        return f"Runs #{a['id']} and #{b['id']} have the same config."
+    show = lambda v: "–" if v is None else str(v)[:80].replace("|", "/")  # noqa: E731
+    rows = [f"| setting | #{a['id']} | #{b['id']} |", "| --- | --- | --- |"]
+    rows += [f"| `{k}` | {show(flat_a.get(k))} | {show(flat_b.get(k))} |" for k in keys]
+    return "\n".join(rows)
+
+
 def checkpoint_choices(run_id):
+    """The run's checkpoints, the latest and the best held-out one (app.curves) labelled as such."""
+    from app import curves
+    from app.monitor import held_out
+    from jobs import api
+
     if run_id in (None, ""):
         return gr.update(choices=[], value=None)
-    checkpoints = _run(run_id)["checkpoints"]
-    return gr.update(choices=checkpoints, value=checkpoints[-1] if checkpoints else None)
+    run = _run(run_id)
+    rows = api.checkpoints(run["id"])
+    best = curves.best_checkpoint(api.queries.evaluations(run["id"]), rows, held_out({"run": run}))
+    labels = {row["path"]: row["path"] for row in rows}
+    if rows:
+        labels[rows[-1]["path"]] += " · latest"
+    if best is not None and best["checkpoint"] != rows[-1]["path"]:  # offered beside the latest
+        labels[best["checkpoint"]] += " · best held-out"
+    choices = [(label, path) for path, label in labels.items()]
+    return gr.update(choices=choices, value=rows[-1]["path"] if rows else None)
 
 
 def build() -> dict:
@@ -146,6 +186,7 @@ def build() -> dict:
         prompt = gr.Textbox("two red circles on a black background", label="Prompt", elem_id="compare-prompt", scale=3)
         seed = gr.Number(0, label="Seed", scale=1)
     button = gr.Button("Compare base and tuned", variant="primary", elem_id="compare-button")
+    message = gr.Markdown(elem_id="compare-message")
     slider = gr.ImageSlider(label="base ⟷ tuned", elem_id="compare-slider", max_height=300)
     with gr.Row():
         base = gr.Image(label="base", elem_id="compare-base", height=280)
@@ -154,8 +195,8 @@ def build() -> dict:
     with gr.Accordion("Seed grid", open=False):
         count = gr.Slider(2, MAX_SEEDS, value=6, step=1, label="seeds (from the seed above)")
         grid_button = gr.Button("Draw the grid")
-        grid_base = gr.Gallery(label="base", columns=8, height="auto")
-        grid_tuned = gr.Gallery(label="tuned", columns=8, height="auto")
+        grid_base = gr.Gallery(label="base", columns=6, height="auto", elem_id="grid-base")
+        grid_tuned = gr.Gallery(label="tuned", columns=6, height="auto", elem_id="grid-tuned")
     with gr.Accordion("Two runs side by side", open=False):
         with gr.Row():
             run_b = gr.Dropdown(run_choices(), label="Second run", scale=2, allow_custom_value=True)
@@ -163,17 +204,24 @@ def build() -> dict:
                                  label="Prompts (one per line)", lines=3, scale=3)
         runs_button = gr.Button("Compare the two runs' latest checkpoints")
         with gr.Row():
-            gallery_a = gr.Gallery(label="first run", columns=4, height="auto")
-            gallery_b = gr.Gallery(label="second run", columns=4, height="auto")
+            gallery_a = gr.Gallery(label="first run", columns=4, height="auto", elem_id="gallery-a")
+            gallery_b = gr.Gallery(label="second run", columns=4, height="auto", elem_id="gallery-b")
         runs_table = gr.Dataframe(headers=["reward", "first run", "second run"], label="Mean scores")
+        diff = gr.Markdown(elem_id="config-diff")
 
     run.change(user_errors(checkpoint_choices), run, checkpoint, api_visibility="private")
-    button.click(user_errors(compare), [run, checkpoint, prompt, seed], [slider, base, tuned, scores],
-                 api_name="compare", concurrency_id="sampler")
-    grid_button.click(user_errors(seed_grid), [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned],
-                      api_name="seed_grid", concurrency_id="sampler")
-    runs_button.click(user_errors(two_runs), [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
-                      api_name="compare_runs", concurrency_id="sampler")
+    for dropdown in (run, run_b):  # the two runs' settings that differ, as soon as both are chosen
+        dropdown.change(in_message_line(config_diff, 1), [run, run_b], [diff, message], api_visibility="private")
+    # The page's buttons say what went wrong in the message line (an unknown word in the prompt...);
+    # the API's /compare, /seed_grid, /compare_runs (hidden buttons) raise it.
+    for trigger, fn, inputs, outputs, name in (
+            (button, compare, [run, checkpoint, prompt, seed], [slider, base, tuned, scores], "compare"),
+            (grid_button, seed_grid, [run, checkpoint, prompt, seed, count], [grid_base, grid_tuned], "seed_grid"),
+            (runs_button, two_runs, [run, run_b, prompts, seed, count], [gallery_a, gallery_b, runs_table],
+             "compare_runs")):
+        trigger.click(in_message_line(fn, len(outputs)), inputs, outputs + [message], api_name=f"{name}_page",
+                      api_visibility="private", concurrency_id="sampler")  # named: fn's name is the API's
+        gr.Button(visible=False).click(user_errors(fn), inputs, outputs, api_name=name, concurrency_id="sampler")
     refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
     for dropdown in (run, run_b):  # opening a list shows the runs launched since the page loaded
         dropdown.focus(lambda: gr.update(choices=run_choices()), None, dropdown, api_visibility="private")

@@ -29,3 +29,24 @@ def one_line(err: Exception) -> str:
     """A ConfigError lists its problems on lines of their own: one line, problems joined by '; '."""
     head, *problems = str(err).split("\n  - ")
     return f"{head} {'; '.join(problems)}".strip() if problems else head.strip()
+
+
+def in_message_line(fn, outputs: int):
+    """For the page's own buttons: fn's outputs plus a message line that says what went wrong
+    (the same one-line message the HTTP API raises), instead of a toast beside the line's old
+    message and red "Error" badges on outputs that tell nothing. `outputs`: how many fn returns;
+    on a problem they are left as they were; 0: fn returns the message line itself. The API keeps
+    the raising handler (`user_errors`)."""
+    checked = user_errors(fn)
+
+    @functools.wraps(fn)
+    def handler(*args, **kwargs):
+        try:
+            result = checked(*args, **kwargs)
+        except gr.Error as err:
+            problem = f"⚠️ {getattr(err, 'message', None) or err}"
+            return [gr.skip()] * outputs + [problem] if outputs else problem
+        if outputs == 0:
+            return result
+        return (list(result) if outputs > 1 else [result]) + [""]
+    return handler

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 
 PALETTE = qualitative.Plotly
 UIREVISION = "g2rpo"  # constant: plotly keeps zoom/pan/legend state while this does not change
+TRANSPARENT = "rgba(0,0,0,0)"
 
 X_TITLES = {"iteration": "iteration",
             "model_evaluations": "model evaluations (cumulative)",
@@ -40,11 +41,16 @@ def _translucent(hex_colour: str, alpha: float = 0.2) -> str:
 
 
 def _layout(fig: go.Figure, title: str | None = None, **layout) -> go.Figure:
-    """The look every figure shares: white template, compact margins, legend on top, stable zoom."""
+    """The look every figure shares: compact margins, legend on top, stable zoom, and no colours of
+    its own behind the data: the backgrounds are transparent so the page's light or dark theme shows
+    through (static/style.css recolours text and grid lines under Gradio's `.dark`)."""
     shared = dict(template="plotly_white", title=title, uirevision=UIREVISION,
+                  paper_bgcolor=TRANSPARENT, plot_bgcolor=TRANSPARENT,
                   margin=dict(l=50, r=20, t=70 if title else 40, b=40),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, bgcolor=TRANSPARENT))
     fig.update_layout(**(shared | layout))  # a figure may override a shared setting
+    # "1e-8", not plotly's SI prefixes: a loss of 1e-8 would read "10n"
+    fig.update_yaxes(exponentformat="e")
     return fig
 
 
@@ -87,11 +93,6 @@ def _eval_trace(evaluations: Sequence[dict], name: str, at, label: str, colour_:
                       line=dict(color=colour_, dash="dash"), marker=dict(size=8))
 
 
-def _reward_names(metrics: list[dict]) -> list[str]:
-    """The training reward models, in the order they first appear."""
-    return list(dict.fromkeys(name for m in metrics for name in (m.get("rewards") or {})))
-
-
 def _mean(values) -> float | None:
     """Mean of the non-None values, None if there are none."""
     present = [v for v in values if v is not None]
@@ -106,38 +107,6 @@ def _short(heat: dict, prompt: int, limit: int = 60) -> str:
 
 
 # --- training progress ----------------------------------------------------------------------------
-
-def reward_curves(metrics: list[dict], evaluations: Sequence[dict] = (), held_out=frozenset(),
-                  x: str = "iteration") -> go.Figure:
-    """Each training reward model's group mean (with a ±std band) per iteration, and the held-out
-    evaluation scores as dashed markers: is the model learning, and does it generalise?
-    `x` puts progress on iterations, cumulative model evaluations (compute) or cumulative seconds."""
-    xs, at = _x_positions(metrics, x)
-    if not metrics and not evaluations:
-        return _empty()
-    fig = go.Figure()
-    names = _reward_names(metrics)
-    for i, name in enumerate(names):
-        stats = [(m.get("rewards") or {}).get(name) or {} for m in metrics]
-        means = [s.get("mean") for s in stats]
-        band = [(xv, s["mean"], s["std"]) for xv, s in zip(xs, stats)
-                if s.get("mean") is not None and s.get("std") is not None]
-        if band:  # one closed polygon: upper edge left to right, lower edge back
-            bx, bm, bs = zip(*band)
-            fig.add_trace(go.Scatter(x=bx + bx[::-1], y=[m + s for m, s in zip(bm, bs)] +
-                                     [m - s for m, s in zip(bm, bs)][::-1],
-                                     fill="toself", fillcolor=_translucent(colour(i)), line=dict(width=0),
-                                     name=f"{name} ±std", legendgroup=name, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(_line(xs, means, name, colour(i), legendgroup=name))
-    scored = dict.fromkeys(n for e in evaluations for n in e.get("scores", {}))
-    for name in scored:
-        index = names.index(name) if name in names else len(names) + list(scored).index(name)
-        label = f"{name} (held out)" if name in held_out else f"{name} (eval)"
-        fig.add_trace(_eval_trace(evaluations, name, at, label, colour(index)))
-    fig.update_xaxes(title_text=X_TITLES[x])
-    fig.update_yaxes(title_text="reward")
-    return _layout(fig, "reward")
-
 
 def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = None) -> go.Figure:
     """One reward across several runs (G²RPO against its baselines): each run's training mean as a
@@ -166,11 +135,18 @@ def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = Non
     return _layout(fig, f"{reward}: runs compared")
 
 
+def _flat(values, constant: float) -> bool:
+    """True when every recorded value is exactly `constant` (or nothing was recorded): a panel that
+    is flat by construction (an on-policy ratio of 1, no clipping, no KL term) says nothing."""
+    return all(v is None or v == constant for v in values)
+
+
 def diagnostics(metrics: list[dict]) -> go.Figure:
     """Small multiples of the optimisation's health per iteration: loss, importance ratio (mean with
     min/max band), clip fraction, how far the policy moved from the base (relative velocity change on
     a fixed probe batch: a run that did not move is told apart from one that moved without gain), KL,
-    gradient norm, and where the wall time went (stacked phases)."""
+    gradient norm, and where the wall time went (stacked phases). Panels flat by construction (ratio
+    exactly 1, clip fraction 0, KL 0) are left out and named in the title instead."""
     if not metrics:
         return _empty()
     records = [m.get("record") or {} for m in metrics]
@@ -180,33 +156,58 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
     # A forward-process run (DiffusionNFT) has no likelihood ratio: its panel shows how far the
     # trained velocity moved from the rollout policy's within the iteration instead.
     forward = any(r.get("old_deviation") is not None for r in records)
-    fig = make_subplots(rows=2, cols=4, shared_xaxes=True, vertical_spacing=0.12,
-                        specs=[[{}, {}, {}, {}], [{}, {}, {"colspan": 2}, None]],
-                        subplot_titles=("loss", "mean (v − v_old)² in the update" if forward else "importance ratio",
-                                        "clip fraction", "policy movement ‖Δv‖/‖v_base‖",
-                                        kl_title, "grad norm", "time per iteration (s)"))
     xs = [m["iteration"] for m in metrics]
-    single = {"loss": (1, 1), "clip_fraction": (1, 3), "grad_norm": (2, 2)}
-    for key, (row, col) in single.items():
-        fig.add_trace(_line(xs, [m.get(key) for m in metrics], key, colour(0), showlegend=False), row=row, col=col)
-    fig.add_trace(_line(xs, [r.get("policy_movement") for r in records], "policy_movement", colour(0),
-                        showlegend=False), row=1, col=4)
-    fig.add_trace(_line(xs, kl, kl_title, colour(0), showlegend=False), row=2, col=1)
-    if forward:
-        fig.add_trace(_line(xs, [r.get("old_deviation") for r in records], "old deviation", colour(1),
-                            showlegend=False), row=1, col=2)
-    else:  # ratio: min then max filled to it ("tonexty"), then the mean on top
-        fig.add_trace(_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1),
-                            line_width=0, showlegend=False, hoverinfo="skip"), row=1, col=2)
-        fig.add_trace(_line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
-                            fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"), row=1, col=2)
-        fig.add_trace(_line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1)), row=1, col=2)
+    ratios = [m.get(key) for m in metrics for key in ("ratio_mean", "ratio_min", "ratio_max")]
+
+    def single(key, values, colour_=colour(0)):
+        return [_line(xs, values, key, colour_, showlegend=False)]
+
+    def ratio():
+        if forward:
+            return single("old deviation", [r.get("old_deviation") for r in records], colour(1))
+        # min then max filled to it ("tonexty"), then the mean on top
+        return [_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1), line_width=0,
+                      showlegend=False, hoverinfo="skip"),
+                _line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
+                      fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"),
+                _line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1))]
+
+    clip = [m.get("clip_fraction") for m in metrics]
+    candidates = [  # (title, traces, flat by construction, what the title says when it is left out)
+        ("loss", single("loss", [m.get("loss") for m in metrics]), False, ""),
+        ("mean (v − v_old)² in the update" if forward else "importance ratio", ratio(),
+         not forward and _flat(ratios, 1.0), "ratio ≡ 1"),
+        ("clip fraction", single("clip_fraction", clip), _flat(clip, 0.0), "clip fraction ≡ 0"),
+        ("policy movement ‖Δv‖/‖v_base‖", single("policy_movement", [r.get("policy_movement") for r in records]),
+         False, ""),
+        (kl_title, single(kl_title, kl), _flat(kl, 0.0), "KL ≡ 0"),
+        ("grad norm", single("grad_norm", [m.get("grad_norm") for m in metrics]), False, ""),
+    ]
+    panels = [(title, traces) for title, traces, flat, _ in candidates if not flat]
+    hidden = [note for _, _, flat, note in candidates if flat]
+    cells, row, col = [], 1, 1  # place the small panels row by row, then the 2-wide timings panel
+    for _ in panels:
+        cells.append((row, col))
+        row, col = (row, col + 1) if col < 4 else (row + 1, 1)
+    if col > 3:
+        row, col = row + 1, 1
+    rows = row
+    specs = [[{} if (r, c) in cells else None for c in range(1, 5)] for r in range(1, rows + 1)]
+    specs[row - 1][col - 1] = {"colspan": 2}
+    fig = make_subplots(rows=rows, cols=4, shared_xaxes=True, vertical_spacing=0.12 if rows > 1 else 0.2,
+                        specs=specs, subplot_titles=[title for title, _ in panels] + ["time per iteration (s)"])
+    for (title, traces), (r, c) in zip(panels, cells):
+        for trace in traces:
+            fig.add_trace(trace, row=r, col=c)
     for i, phase in enumerate(PHASES):
         fig.add_trace(go.Bar(x=xs, y=[(r.get("time") or {}).get(phase) for r in records], name=phase,
-                             marker_color=colour(i + 2)), row=2, col=3)
-    fig.update_xaxes(title_text="iteration", row=2)
-    return _layout(fig, barmode="stack", margin=dict(l=50, r=20, t=80, b=40),
-                   legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0))
+                             marker_color=colour(i + 2)), row=row, col=col)
+    fig.update_xaxes(title_text="iteration", row=rows)
+    title = f"not shown, flat by construction: {', '.join(hidden)}" if hidden else None
+    return _layout(fig, title, barmode="stack", height=230 * rows + 100,
+                   margin=dict(l=50, r=20, t=110 if title else 80, b=40),
+                   legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0),
+                   title_font=dict(size=13))
 
 
 # --- G²RPO's attribution: where in the trajectory the signal sits ---------------------------------
@@ -222,7 +223,9 @@ def step_heatmap(history: dict, value: str = "abs_advantage") -> go.Figure:
     steps = history["branch_steps"]
     z = [[row[j] for row in history[value]] for j in range(len(steps))]  # [bin][k] -> [k][bin]
     every = history.get("every", 1)
-    fig = go.Figure(go.Heatmap(x=history["iterations"], y=steps, z=z, colorscale="Viridis",
+    top = max((v for row in z for v in row if v is not None), default=0) or 1.0
+    # anchored at 0 (both values are >= 0): a scale from the smallest value exaggerates differences
+    fig = go.Figure(go.Heatmap(x=history["iterations"], y=steps, z=z, colorscale="Viridis", zmin=0, zmax=top,
                                colorbar=dict(title=dict(text=STEP_VALUES[value])),
                                hovertemplate="iteration %{x}<br>k = %{y}<br>%{z:.3g}<extra></extra>"))
     fig.update_xaxes(title_text="iteration" if every <= 1 else f"iteration (bins of {every})")
@@ -287,3 +290,22 @@ def granularity_agreement(history: dict) -> go.Figure:
     fig.update_yaxes(title_text="mean correlation across λ", range=[-1.05, 1.05])
     return _layout(fig, "granularity agreement")
 
+
+
+def step_summary(history: dict, window: int = 50) -> str:
+    """A sentence to quote: each branch step's share of the reward's variance within groups (the
+    square of the group std at k, averaged over the last `window` iterations and their prompts)."""
+    if not history or not history.get("iterations"):
+        return ""
+    every = history.get("every", 1) or 1
+    rows = history["reward_std"][-max(1, window // every):]
+    steps = history["branch_steps"]
+    variance = [_mean([row[j] ** 2 for row in rows if row[j] is not None]) for j in range(len(steps))]
+    total = sum(v for v in variance if v is not None)
+    if not total:
+        return ""
+    first = history["iterations"][-len(rows)]
+    shares = " · ".join(f"k={k}: {v / total:.0%}" for k, v in zip(steps, variance) if v is not None)
+    top = max((v, k) for k, v in zip(steps, variance) if v is not None)[1]
+    return (f"**Where the reward's variance sits** (iterations {first}–{history['iterations'][-1] + every - 1}, "
+            f"averaged over their prompts): {shares}. Step k={top} carries the most.")

@@ -72,6 +72,19 @@ FIELDS = (
     Field("sample_prompts", "sample_prompts", "Sample prompts (one per line)", "lines", advanced=True),
 )
 KEYS = [f.key for f in FIELDS]
+# Settings only some algorithms read: the form greys them out under the others (their values are
+# kept, and ignored). DiffusionNFT trains on ODE samples: no SDE noise η, no ratio to clip.
+ONLY_FOR = {"branch_steps": ("g2rpo",), "granularities": ("g2rpo",),
+            "eta": ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"),
+            "clip_range": ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")}
+
+
+def applies(key: str, algorithm: str) -> bool:
+    """Whether the algorithm reads the form's field `key` (an unknown algorithm: every field, so
+    the config's check names the problem)."""
+    from engine.config import ALGORITHMS
+
+    return key not in ONLY_FOR or algorithm not in ALGORITHMS or algorithm in ONLY_FOR[key]
 
 
 def preset_config(label: str) -> dict:
@@ -158,6 +171,23 @@ def _parse(f: Field, raw):
                              "(G2RPO_MAX_PROMPT_CHARS)")
         return lines or None
     return raw
+
+
+def default_name(config: dict) -> str:
+    """A run name that tells runs apart when the user gives none: the algorithm and the settings a
+    sweep varies (G, K and Λ for G²RPO, learning rate, seed), e.g. "g2rpo G12 K8 Λ3 lr 0.0001 seed 0"."""
+    a, t = config.get("algorithm") or {}, config.get("train") or {}
+    parts = [str(a.get("name", "g2rpo"))]
+    if a.get("group_size") is not None:
+        parts.append(f"G{a['group_size']}")
+    if a.get("name", "g2rpo") == "g2rpo":
+        parts += [f"K{len(a[key])}" if key == "branch_steps" else f"Λ{len(a[key])}"
+                  for key in ("branch_steps", "granularities") if isinstance(a.get(key), list)]
+    if t.get("learning_rate") is not None:
+        parts.append(f"lr {t['learning_rate']:g}")
+    if t.get("seed") is not None:
+        parts.append(f"seed {t['seed']}")
+    return " ".join(parts)
 
 
 def form_to_config(preset: str, values: dict) -> tuple[dict, dict[str, str]]:

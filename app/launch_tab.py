@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import auth, forms
+from app import auth, cost, forms
 from app.errors import one_line, user_errors
 from engine.config import ALGORITHMS
 from engine.models import model_names
 
 
-def _component(f: forms.Field, value):
-    common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}")
+def _component(f: forms.Field, value, algorithm: str):
+    common = dict(label=f.label, info=f.info or None, elem_id=f"field-{f.key}",
+                  interactive=forms.applies(f.key, algorithm))
     if f.kind == "choice":  # custom values reach the config's check, whose message names them
         return gr.Dropdown(list(ALGORITHMS) if f.key == "algorithm" else model_names(), value=value,
                            allow_custom_value=True, **common)
@@ -56,7 +57,7 @@ def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name:
     if errors:
         raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
     try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
-        run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.PRESETS[preset].removesuffix(".yaml"))
+        run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.default_name(config))
     except (api.ConfigError, api.QueueError) as err:
         raise gr.Error(f"Not queued: {one_line(err)}") from None
     return queue_message(run_id), run_id
@@ -73,6 +74,16 @@ def validate_form(authorized: bool, preset: str, name: str, *values):
         gr.validate(key not in errors, errors.get(key, "")) for key in forms.KEYS]
 
 
+def field_states(algorithm: str) -> list:
+    """Greys out the settings the chosen algorithm does not read (G²RPO's K and Λ under a baseline;
+    η and the clip range under DiffusionNFT), in forms.ONLY_FOR's order."""
+    return [gr.update(interactive=forms.applies(key, algorithm)) for key in forms.ONLY_FOR]
+
+
+def cost_line(preset: str, *values) -> str:
+    return cost.preview(preset, dict(zip(forms.KEYS, values)))
+
+
 def build(authorized: gr.State) -> dict:
     first = next(iter(forms.PRESETS))
     values = forms.preset_values(first)
@@ -85,13 +96,14 @@ def build(authorized: gr.State) -> dict:
     for row in range(0, len(basic), 4):
         with gr.Row():
             for f in basic[row:row + 4]:
-                fields[f.key] = _component(f, values[f.key])
+                fields[f.key] = _component(f, values[f.key], values["algorithm"])
     with gr.Accordion("More settings", open=False):
         advanced = [f for f in forms.FIELDS if f.advanced]
         for row in range(0, len(advanced), 4):
             with gr.Row():
                 for f in advanced[row:row + 4]:
-                    fields[f.key] = _component(f, values[f.key])
+                    fields[f.key] = _component(f, values[f.key], values["algorithm"])
+    estimate = gr.Markdown(cost.preview(first, values), elem_id="launch-cost")
     button = gr.Button("Launch run", variant="primary", elem_id="launch-button")
     message = gr.Markdown(elem_id="launch-message")
     run_id = gr.Number(visible=False, precision=0)
@@ -103,6 +115,11 @@ def build(authorized: gr.State) -> dict:
         return [forms.preset_values(label)[k] for k in forms.KEYS]
 
     preset.change(fill, preset, [fields[k] for k in forms.KEYS], api_visibility="private")
+    dependent = list(forms.ONLY_FOR)
+    fields["algorithm"].change(field_states, fields["algorithm"], [fields[k] for k in dependent],
+                               api_visibility="private", show_progress="hidden")
+    gr.on([preset.change] + [fields[k].change for k in forms.KEYS], cost_line, [preset] + [fields[k] for k in forms.KEYS],
+          estimate, api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
                  api_name="submit", concurrency_limit=1)
     return {"run_id": run_id, "message": message}

@@ -1,7 +1,7 @@
 """What the Monitor tab knows about the run it shows, refreshed incrementally.
 
 A page keeps a `view` (in its session state): the run's row, every metrics row drawn so far, the
-attribution history, evaluations and samples. `poll` asks the database only for what is new
+attribution history, evaluations, samples and checkpoints. `poll` asks the database only for what is new
 (iterations after the last one drawn, the last history bin again) and says whether anything
 changed, so an idle page costs three small queries per tick (the run's row, its checkpoints and the
 interrupted-run check) and sends nothing to the browser.
@@ -15,7 +15,8 @@ from jobs import api, settings
 
 
 def new_view(run_id: int | None) -> dict:
-    return {"run_id": run_id, "run": None, "metrics": [], "history": None, "evaluations": [], "samples": []}
+    return {"run_id": run_id, "run": None, "metrics": [], "history": None, "evaluations": [], "samples": [],
+            "checkpoints": []}
 
 
 def _merge_history(old: dict | None, new: dict) -> dict:
@@ -60,6 +61,7 @@ def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
                                                                          every=history and history["every"]))
         view["evaluations"] = api.queries.evaluations(run_id)
         view["samples"] = api.samples(run_id)
+        view["checkpoints"] = api.checkpoints(run_id)
     view["run"] = run
     return view, changed
 
@@ -102,7 +104,7 @@ def gallery(view: dict, newest: int = 24) -> list[tuple]:
     for s in samples:
         image = sample_image(s["file"], view["run_id"])
         if image is not None:
-            shown.append((image, f"{'base' if s['trained'] == 0 else str(s['trained']) + ' it'} · {s['prompt']}"))
+            shown.append((image, f"{'base' if s['trained'] == 0 else str(s['trained']) + ' iterations'}\n{s['prompt']}"))
     return shown
 
 

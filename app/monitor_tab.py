@@ -7,14 +7,39 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import figures, monitor
+from app import curves, figures, monitor
 from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
 
 X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "wall time": "seconds"}
 STEP_VALUES = {"mean |advantage|": "abs_advantage", "reward std in the group": "reward_std"}
 POLL_SECONDS = 2.0
+SMOOTHING = 0.6  # the EMA weight a run opens with: one prompt's zig-zag averaged over a few iterations
 NO_HISTORY = {"iterations": [], "branch_steps": [], "every": 1}
+EXPLAINER = """**Singular Stochastic Sampling.** For each prompt the sampler runs one deterministic (ODE)
+anchor trajectory from pure noise. At each branch step k in K, the G group members leave the anchor's
+state x_k with **one** stochastic (SDE) step each, then finish by ODE. Everything before k is shared and
+everything after k is deterministic, so the members' differences in reward come from the noise injected
+at step k alone: their rewards measure what step k does to the image.
+
+```
+noise ──ODE──▶ x_k ──SDE (one step, G draws)──▶ ──ODE at stride λ=1──▶ image ▶ reward
+                                               ╰──ODE at stride λ=2──▶ image ▶ reward
+```
+
+**Multi-Granularity Advantage Integration (MGAI).** Each member is finished at every granularity λ in Λ
+(the ODE takes strides of λ steps), and each finish is scored. Per (prompt, k) and per reward model the G
+rewards at one λ become z-scores (the advantage at λ, the bars of *Advantage at each granularity*). The
+**mixed** advantage of a member (the diamonds, and the colour of *Mixed advantage per member and step*) is
+the sum of its z-scores over λ and the weighted reward models, clamped to ±`adv_clamp` (5 by default):
+members whose finishes all agree reach the clamp.
+
+**The views.** *Attribution per denoising step*: rows are branch steps k (0 = pure noise), columns
+iterations, both values averaged over the iteration's prompts (and over a bin of iterations on long
+runs); *mean |advantage|* is how much learning signal G²RPO credits to k, *reward std in the group* how
+much the noise injected at k moves the reward (at the finest λ). The scale starts at 0. With one prompt
+per iteration a column is one prompt's noise: read the rows' trend across columns, not single cells.
+*Agreement*: the mean correlation between the advantages at different λ (1: the granularities agree)."""
 
 
 def _heat(view: dict, iteration):
@@ -37,25 +62,36 @@ def iteration_views(view: dict, iteration, prompt, k):
             figures.granularity_bars(heat, prompt, k_index, [weights.get(n, 1.0) for n in heat["reward_names"]]))
 
 
-def reward_view(view: dict, x_axis: str):
-    return figures.reward_curves(view["metrics"], view["evaluations"], monitor.held_out(view), X_AXES[x_axis])
+def reward_view(view: dict, x_axis: str, smoothing: float = 0.0):
+    return curves.reward_curves(view["metrics"], view["evaluations"], monitor.held_out(view), X_AXES[x_axis],
+                                min(max(float(smoothing or 0), 0.0), 0.99))
+
+
+def notes(view: dict) -> str:
+    """Under the status: the held-out scores since base, and the over-optimisation warning."""
+    held_out = monitor.held_out(view)
+    lines = [curves.warning_line(view["metrics"], view["evaluations"], view.get("checkpoints") or [], held_out),
+             curves.held_out_readout(view["evaluations"], held_out)]
+    return "\n\n".join(line for line in lines if line)
 
 
 def step_view(view: dict, value: str):
     return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value])
 
 
-def render(view, x_axis, step_value, iteration, prompt, k):
+def render(view, x_axis, smoothing, step_value, iteration, prompt, k):
     """Every output of the tab from the view (no query but the chosen iteration's heatmap)."""
     is_g2rpo = (view["run"] or {}).get("algorithm") == "g2rpo"
     history = view["history"] or NO_HISTORY
     steps = history["branch_steps"]
     member, bars = iteration_views(view, iteration, prompt, k) if is_g2rpo else (gr.skip(), gr.skip())
-    return (view, monitor.status_line(view), reward_view(view, x_axis),
-            step_view(view, step_value) if is_g2rpo else gr.skip(), member, bars,
+    return (view, monitor.status_line(view), notes(view), reward_view(view, x_axis, smoothing),
+            step_view(view, step_value) if is_g2rpo else gr.skip(),
+            figures.step_summary(history) if is_g2rpo else gr.skip(), member, bars,
             figures.granularity_agreement(history) if is_g2rpo else gr.skip(),
             figures.diagnostics(view["metrics"]), monitor.gallery(view),
-            gr.update(visible=is_g2rpo), gr.update(choices=steps, value=k if k in steps else (steps[0] if steps else None)))
+            gr.update(visible=is_g2rpo), gr.update(choices=steps, value=k if k in steps else (steps[0] if steps else None)),
+            gr.update(choices=run_choices()))  # the run's label carries its status: relabel it
 
 
 def samples_api(run_id):
@@ -66,19 +102,42 @@ def samples_api(run_id):
     return monitor.gallery({"run_id": run_id, "samples": api.samples(run_id)})
 
 
+def tick(view, run_id, *controls):
+    """The timer: redraw only when the run moved (its status, iterations or error changed)."""
+    view, changed = monitor.poll(view, run_id)
+    if not changed:
+        return [view] + [gr.skip()] * (OUTPUTS - 1)
+    return render(view, *controls)
+
+
+def redraw(view, run_id, *controls):
+    """The user changed the run: redraw all of it."""
+    view, _ = monitor.poll(view, run_id)
+    return render(view, *controls)
+
+
+OUTPUTS = 14  # what render returns
+
+
 def build() -> dict:
     with gr.Row():
         run = gr.Dropdown(run_choices(), label="Run", elem_id="monitor-run", scale=3, allow_custom_value=True)
         refresh = gr.Button("↻ runs", scale=0, min_width=80)
     status = gr.Markdown("Select a run (or launch one).", elem_id="monitor-status")
-    x_axis = gr.Radio(list(X_AXES), value="iteration", label="x axis")
-    rewards = gr.Plot(label="Reward (training mean ± std; held-out evaluation dashed)", elem_id="reward-plot")
+    warning = gr.Markdown(elem_id="monitor-notes")
+    with gr.Row():
+        x_axis = gr.Radio(list(X_AXES), value="iteration", label="x axis", scale=2)
+        smoothing = gr.Slider(0, 0.99, value=SMOOTHING, step=0.01, label="smoothing (EMA weight; 0: raw)",
+                              elem_id="smoothing", scale=1)
+    rewards = gr.Plot(label="Reward: training mean (smoothed; raw points faint) and held-out change since base",
+                      elem_id="reward-plot")
     with gr.Column(visible=False) as attribution:
-        gr.Markdown("### Where the reward comes from\nBranch step k (0 = pure noise) against iteration. "
-                    "Colour: how much the reward moves with the noise injected at k, or the mean |advantage| "
-                    "G²RPO credits to k.")
+        gr.Markdown("### Where the reward comes from")
+        with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
+            gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
         step_value = gr.Radio(list(STEP_VALUES), value="mean |advantage|", label="colour")
-        steps = gr.Plot(label="Attribution per denoising step", elem_id="step-heatmap")
+        steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
+        summary = gr.Markdown(elem_id="step-summary")
         with gr.Row():
             iteration = gr.Number(value=-1, precision=0, label="Iteration (-1: latest)", scale=1)
             prompt = gr.Number(value=0, precision=0, label="Prompt (index in the iteration)", scale=1)
@@ -87,30 +146,24 @@ def build() -> dict:
             members = gr.Plot(label="Mixed advantage per member and step", elem_id="member-heatmap")
             granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
         agreement = gr.Plot(label="Agreement between granularities over the run")
-    diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings")
-    gallery = gr.Gallery(label="Samples (fixed noise; newest first)", columns=8, height="auto",
+    diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
+    gallery = gr.Gallery(label="Samples (fixed noise; newest first)", columns=6, height="auto",
                          elem_id="samples-gallery", format="png")
     samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))
-    controls = [x_axis, step_value, iteration, prompt, k]
-    outputs = [view, status, rewards, steps, members, granularities, agreement, diagnostics, gallery, attribution, k]
-
-    def tick(view, run_id, *controls):
-        view, changed = monitor.poll(view, run_id)
-        if not changed:
-            return [view] + [gr.skip()] * (len(outputs) - 1)
-        return render(view, *controls)
-
-    def redraw(view, run_id, *controls):  # the user changed a control or the run: redraw all of it
-        view, _ = monitor.poll(view, run_id)
-        return render(view, *controls)
+    controls = [x_axis, smoothing, step_value, iteration, prompt, k]
+    outputs = [view, status, warning, rewards, steps, summary, members, granularities, agreement, diagnostics,
+               gallery, attribution, k, run]
+    assert len(outputs) == OUTPUTS
 
     timer = gr.Timer(POLL_SECONDS)
     timer.tick(user_errors(tick), [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None,
                show_progress="hidden")
     run.change(user_errors(redraw), [view, run] + controls, outputs, api_visibility="private", concurrency_limit=None)
-    x_axis.change(reward_view, [view, x_axis], rewards, api_visibility="private", concurrency_limit=None)
+    for control in (x_axis, smoothing):
+        control.change(reward_view, [view, x_axis, smoothing], rewards, api_visibility="private",
+                       concurrency_limit=None, show_progress="hidden")
     step_value.change(step_view, [view, step_value], steps, api_visibility="private", concurrency_limit=None)
     for control in (iteration, prompt, k):
         control.change(iteration_views, [view, iteration, prompt, k], [members, granularities],

@@ -1,5 +1,5 @@
-"""Overlay: the comparison study in small. Pick several finished runs (G²RPO against its baselines,
-or one method under several settings) and draw one reward of all of them on one axis, against
+"""Overlay: the comparison study in small. Pick several runs, finished or running (G²RPO against its
+baselines, or one method under several settings), and draw one reward of all of them on one axis, against
 iterations, model evaluations or wall time, with a table of where each ended.
 """
 from __future__ import annotations
@@ -15,12 +15,12 @@ LAST = 10  # iterations averaged for a run's final training reward
 MAX_RUNS = 12
 
 
-def finished_choices() -> list[tuple[str, int]]:
+def overlay_choices() -> list[tuple[str, int]]:
+    """Every run that has started: running ones are drawn up to their latest iteration."""
     from jobs import api
-    from jobs.models import ACTIVE
 
     return [(f"#{r['id']} {r['name'] or r['algorithm']} · {r['status']}", r["id"])
-            for r in api.list_runs() if r["status"] not in ACTIVE]
+            for r in api.list_runs() if r["status"] != "queued"]
 
 
 def load_runs(run_ids: list) -> list[dict]:
@@ -92,11 +92,11 @@ def redraw(run_ids: list, reward: str | None, x_axis: str):
 
 
 def build() -> dict:
-    gr.Markdown("Overlay finished runs: one reward of each on one axis (training mean as a line, "
-                "held-out evaluations as dashed markers).")
+    gr.Markdown("Overlay runs (running ones up to their latest iteration): one reward of each on one axis "
+                "(training mean as a line, held-out evaluations as dashed markers).")
     with gr.Row():
-        runs = gr.Dropdown(finished_choices(), multiselect=True, label="Runs", elem_id="overlay-runs", scale=3,
-                           allow_custom_value=True)  # runs finished after the page was drawn
+        runs = gr.Dropdown(overlay_choices(), multiselect=True, label="Runs", elem_id="overlay-runs", scale=3,
+                           allow_custom_value=True)  # runs started after the page was drawn
         refresh = gr.Button("↻ runs", scale=0, min_width=80)
     with gr.Row():
         reward = gr.Dropdown([], label="Reward", allow_custom_value=True, elem_id="overlay-reward")
@@ -104,7 +104,7 @@ def build() -> dict:
     button = gr.Button("Overlay", variant="primary", elem_id="overlay-button")
     plot = gr.Plot(label="runs compared", elem_id="overlay-plot")
     table = gr.Markdown()
-    refresh.click(lambda: gr.update(choices=finished_choices()), None, runs, api_visibility="private")
+    refresh.click(lambda: gr.update(choices=overlay_choices()), None, runs, api_visibility="private")
     inputs, outputs = [runs, reward, x_axis], [plot, table, reward]
     button.click(user_errors(draw), inputs, outputs, api_name="overlay")
     x_axis.change(redraw, inputs, outputs, api_visibility="private")

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from app import auth
-from app.errors import user_errors
+from app.errors import in_message_line, user_errors
 
 COLUMNS = ["id", "name", "algorithm", "model", "status", "progress", "ETA", "reward", "created (UTC)"]
 
@@ -63,6 +63,19 @@ def selected_id(run_id) -> int:
     return int(number)
 
 
+def redo_note(run_id: int) -> str:
+    """What a resume of the run will redo: it restarts from its newest checkpoint."""
+    from jobs import api
+
+    point = api.resume_point(run_id)
+    if point["redo"] == 0:
+        return f"it continues from iteration {point['start']} (its last checkpoint): nothing is redone"
+    where = (f"its checkpoint after {point['start']} iterations" if point["start"]
+             else "iteration 0: it has no checkpoint yet")
+    return (f"it restarts from {where}, so {point['redo']} of the {point['done']} iterations done "
+            f"({point['start'] + 1}–{point['done']}) will be redone")
+
+
 def act(action: str, authorized: bool, run_id, profile: gr.OAuthProfile | None = None) -> str:
     from jobs import api
 
@@ -72,8 +85,9 @@ def act(action: str, authorized: bool, run_id, profile: gr.OAuthProfile | None =
         if action == "cancel":
             return f"Run #{run_id}: {api.cancel(run_id)}."
         if action == "resume":
+            note = redo_note(run_id)
             api.resume(run_id)
-            return f"Run #{run_id} queued again; it continues from its last checkpoint."
+            return f"Run #{run_id} queued again; {note}."
         api.delete(run_id)
         return f"Run #{run_id} deleted."
     except (api.JobError, api.QueueError) as err:
@@ -90,6 +104,43 @@ def resume(profile: gr.OAuthProfile | None, authorized: bool, run_id) -> str:
 
 def delete(profile: gr.OAuthProfile | None, authorized: bool, run_id) -> str:
     return act("delete", authorized, run_id, profile)
+
+
+def selection(run_id) -> tuple:
+    """For the selected run: a line on its state (what Resume would redo, its checkpoints: the
+    latest and the best held-out one), and which of Cancel, Resume, Delete and Download apply."""
+    from app import curves
+    from app.monitor import held_out
+    from jobs import api
+    from jobs.models import ACTIVE, RESUMABLE
+
+    off = [gr.update(interactive=False)] * 4
+    try:
+        run = api.get_run(selected_id(run_id))
+    except (gr.Error, api.JobError):
+        return ("", *off)
+    parts = [f"Run #{run['id']} is **{run['status']}**."]
+    if run["status"] in RESUMABLE:
+        parts.append(f"Resume: {redo_note(run['id'])}.")
+    checkpoints = api.checkpoints(run["id"])
+    if checkpoints:
+        parts.append(f"Latest checkpoint `{checkpoints[-1]['path']}`.")
+        best = curves.best_checkpoint(api.queries.evaluations(run["id"]), checkpoints, held_out({"run": run}))
+        if best is not None and best["checkpoint"] != checkpoints[-1]["path"]:
+            parts.append(f"Best held-out: `{best['checkpoint']}` (after {best['trained']} iterations; in Compare).")
+    active = run["status"] in ACTIVE
+    return (" ".join(parts), gr.update(interactive=active), gr.update(interactive=run["status"] in RESUMABLE),
+            gr.update(interactive=not active), gr.update(interactive=bool(checkpoints)))
+
+
+def ask_delete(run_id):
+    """Delete asks first: the confirmation row, naming what goes."""
+    try:
+        number = selected_id(run_id)
+    except gr.Error as err:
+        return gr.update(visible=False), f"⚠️ {err.message}"
+    return (gr.update(visible=True), f"Delete run #{number} with its metrics, samples and checkpoints? "
+                                     "This cannot be undone.")
 
 
 ACTIONS = {"cancel": cancel, "resume": resume, "delete": delete}
@@ -122,24 +173,46 @@ def runs_api() -> list[dict]:
 def build(authorized: gr.State) -> dict:
     grid = gr.Dataframe(headers=COLUMNS, value=table, interactive=False, elem_id="runs-table",
                         label="Runs (click a row to select it)")
+    off = dict(interactive=False, scale=1)  # until a run is selected: then by its state
     with gr.Row():
         selected = gr.Number(label="Selected run", elem_id="selected-run", scale=1)
-        cancel_button = gr.Button("Cancel", elem_id="cancel-button", scale=1)
-        resume_button = gr.Button("Resume", scale=1)
-        delete_button = gr.Button("Delete", variant="stop", scale=1)
-        export = gr.Button("Download LoRA", scale=1)
+        cancel_button = gr.Button("Cancel", elem_id="cancel-button", **off)
+        resume_button = gr.Button("Resume", elem_id="resume-button", **off)
+        delete_button = gr.Button("Delete…", variant="stop", elem_id="delete-button", **off)
+        export = gr.Button("Download LoRA", elem_id="download-button", **off)
+    about = gr.Markdown(elem_id="selected-info")
+    with gr.Row(visible=False, elem_id="delete-confirm-row") as confirm_row:
+        confirm_text = gr.Markdown()
+        confirm = gr.Button("Yes, delete it", variant="stop", elem_id="delete-confirm", scale=0, min_width=140)
+        keep = gr.Button("Keep it", elem_id="delete-keep", scale=0, min_width=100)
     message = gr.Markdown(elem_id="runs-message")
     archive = gr.File(label="LoRA (diffusers format)", visible=True, interactive=False)
     timer = gr.Timer(3.0)
+    state_outputs = [about, cancel_button, resume_button, delete_button, export]
 
     def on_select(event: gr.SelectData, rows):
         return rows.iloc[event.index[0], 0] if hasattr(rows, "iloc") else rows[event.index[0]][0]
 
     grid.select(on_select, grid, selected, api_visibility="private")
-    timer.tick(table, None, grid, api_visibility="private", concurrency_limit=None, show_progress="hidden")
-    for button, action in ((cancel_button, "cancel"), (resume_button, "resume"), (delete_button, "delete")):
-        button.click(user_errors(ACTIONS[action]), [authorized, selected], message,
-                     api_name=action).then(table, None, grid, api_visibility="private")
+    selected.change(selection, selected, state_outputs, api_visibility="private", show_progress="hidden")
+    timer.tick(lambda run_id: (table(), *selection(run_id)), selected, [grid] + state_outputs,
+               api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    after = dict(fn=lambda run_id: (table(), *selection(run_id)), inputs=selected, outputs=[grid] + state_outputs,
+                 api_visibility="private")
+    # The page's buttons write every outcome, success or problem, to one message line (each replaces
+    # the last); the API's /cancel, /resume, /delete (hidden buttons) raise as before.
+    cancel_button.click(in_message_line(cancel, 0), [authorized, selected], message, api_name="cancel_page",
+                        api_visibility="private").then(**after)  # named: the function's name is the API's
+    resume_button.click(in_message_line(resume, 0), [authorized, selected], message, api_name="resume_page",
+                        api_visibility="private").then(**after)  # named: the function's name is the API's
+    delete_button.click(ask_delete, selected, [confirm_row, confirm_text], api_visibility="private")
+    keep.click(lambda: (gr.update(visible=False), "Kept."), None, [confirm_row, message], api_visibility="private")
+    confirm.click(in_message_line(delete, 0), [authorized, selected], message, api_name="delete_page",
+                  api_visibility="private").then(
+        lambda: gr.update(visible=False), None, confirm_row, api_visibility="private").then(**after)
+    for action in ACTIONS:
+        hidden = gr.Button(visible=False)
+        hidden.click(user_errors(ACTIONS[action]), [authorized, selected], message, api_name=action).then(**after)
     export.click(download, [authorized, selected], archive, api_name="download")
     gr.api(runs_api, api_name="runs")
     return {"selected": selected, "grid": grid}

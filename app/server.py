@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     except StorageError as err:  # an unusable data folder or database: one line, exit code 2
         print(f"error: {err}", file=sys.stderr)
         return 2
-    start_worker()
-    serve(args.host, args.port)
+    demo = serve(args.host, args.port, block=False)
+    start_worker()  # once the page is served: the worker's torch import would otherwise delay it
+    demo.block_thread()
     return 0

@@ -44,7 +44,7 @@ def build_demo() -> gr.Blocks:
 
         def fresh_choices():  # a page opened later lists the runs that exist now
             runs_now = gr.update(choices=runs_tab.run_choices())
-            return runs_now, runs_now, runs_now, gr.update(choices=overlay_tab.finished_choices())
+            return runs_now, runs_now, runs_now, gr.update(choices=overlay_tab.overlay_choices())
 
         demo.load(fresh_choices, None, [monitor["run"], compare["run"], compare["run_b"], overlay["runs"]],
                   api_visibility="private")

@@ -160,6 +160,17 @@ def resume(run_id: int, overrides=()) -> None:
     _enqueue(run_id)
 
 
+def resume_point(run_id: int) -> dict:
+    """What a resume would redo: {"done": iterations recorded, "start": iterations its newest
+    checkpoint holds (where training restarts; 0 without one), "redo": done - start}."""
+    run = _run(run_id)
+    done = 0 if run.last_iteration is None else run.last_iteration + 1
+    with db.session() as s:
+        start = s.scalar(select(func.max(Checkpoint.trained)).where(Checkpoint.run_id == run_id)) or 0
+    start = min(start, done)
+    return {"done": done, "start": start, "redo": done - start}
+
+
 def delete(run_id: int) -> None:
     """Delete a finished run: its rows and its folder."""
     run = _run(run_id)

@@ -135,3 +135,21 @@ def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
     for run_id, seconds in pace:
         summaries[run_id]["seconds_per_iteration"] = seconds
     return summaries
+
+
+def measured_rate(model: str, algorithm: str, runs: int = 3, recent: int = 20) -> dict | None:
+    """Seconds per model evaluation on this machine: over the last `recent` iterations of the
+    newest `runs` runs of this model and algorithm ({"seconds_per_evaluation", "runs"}), or None."""
+    with db.session() as s:
+        ids = s.scalars(select(Run.id).where(Run.model == model, Run.algorithm == algorithm,
+                                             Run.last_iteration.is_not(None)).order_by(Run.id.desc()).limit(runs)).all()
+        seconds = evaluations = 0.0
+        for run_id in ids:
+            for spent, count in s.execute(select(Metric.seconds, Metric.model_evaluations)
+                                          .where(Metric.run_id == run_id)
+                                          .order_by(Metric.iteration.desc()).limit(recent)):
+                if spent is not None and count:
+                    seconds, evaluations = seconds + spent, evaluations + count
+    if not evaluations:
+        return None
+    return {"seconds_per_evaluation": seconds / evaluations, "runs": list(ids)}

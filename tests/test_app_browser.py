@@ -1,6 +1,8 @@
 """The app in a real headless Chromium (Debian's, driven by Playwright): launch a run on the
-built-in model and watch it live, refuse bad input, cancel, compare. Screenshots go to
-$G2RPO_SCREENSHOTS (default test-artifacts/screenshots)."""
+built-in model and watch it live, refuse bad input, cancel, compare; and, on stored runs (nothing
+trained), the cost shown before launch, smoothing, the run label following its status, Compare's
+message, delete's confirmation, resume's redo count, and every tab in the light and the dark theme.
+Screenshots go to $G2RPO_SCREENSHOTS (default test-artifacts/screenshots)."""
 import os
 import shutil
 import time
@@ -137,3 +139,114 @@ def test_cancel_a_running_run_from_the_runs_table(page):
     page.locator("#runs-message").get_by_text(f"Run #{run_id}").wait_for()
     wait_until(lambda: "cancelled" in table.inner_text(), 30, "the table to show the run cancelled")
     shot(page, "runs-cancelled")
+
+
+# --- a monitor a researcher can read (issue 15), on stored runs: nothing is trained -------------------
+
+def stored(iterations_done: int, status: str, checkpoint_at=()) -> int:
+    from tests.test_app_runs import stored_run
+
+    return stored_run(iterations_done, checkpoint_at=checkpoint_at, status=status)
+
+
+def select_run(page, run_id: int) -> None:
+    """Select a run in the Runs tab (which also opens it in Monitor and Compare)."""
+    page.get_by_role("tab", name="Runs").click()
+    field = page.locator("#selected-run input")
+    field.fill(str(run_id))
+    field.press("Enter")
+    page.locator("#selected-info").get_by_text(f"Run #{run_id}").wait_for()
+
+
+def test_the_cost_is_shown_before_launch_and_baseline_only_fields_are_greyed(page):
+    cost = page.locator("#launch-cost")
+    cost.get_by_text("model evaluations per iteration").wait_for()
+    fill(page, "iterations", 100_000)
+    cost.get_by_text("⚠️ About").wait_for(timeout=15_000)
+    box = lambda key: page.locator(f"#field-{key} input, #field-{key} textarea").first  # noqa: E731
+    assert box("branch_steps").is_enabled()
+    box("algorithm").click()
+    page.get_by_role("option", name="diffusionnft").click()
+    wait_until(lambda: not box("branch_steps").is_enabled(), 15, "K to be greyed out")
+    assert not box("eta").is_enabled() and box("group_size").is_enabled()
+    shot(page, "launch-cost-diffusionnft")
+
+
+def test_the_monitor_label_follows_the_status_and_smoothing_redraws(page):
+    from jobs import runs
+    from jobs.models import utcnow
+
+    run_id = stored(30, "running")
+    select_run(page, run_id)
+    page.get_by_role("tab", name="Monitor").click()
+    label = page.locator("#monitor-run input")
+    wait_until(lambda: label.input_value().endswith("· running"), 20, "the label to say running")
+    wait_until(lambda: plot_points(page, "reward-plot", "reward0") == 30, 20, "the reward curve")
+    ys = lambda: page.evaluate("""() => { const p = document.querySelector('#reward-plot .js-plotly-plot');
+        return p.data.find((t) => t.name === 'reward0').y; }""")  # noqa: E731
+    smoothed = ys()
+    slider = page.locator("#smoothing input[type=number]")
+    slider.fill("0")
+    slider.press("Enter")
+    wait_until(lambda: ys() != smoothed, 20, "the curve to be redrawn unsmoothed")
+    runs._transition(run_id, ("running",), status="completed", heartbeat_at=utcnow())
+    wait_until(lambda: label.input_value().endswith("· completed"), 20, "the label to say completed")
+
+
+def test_compare_with_an_unknown_word_shows_the_message(page):
+    run_id = stored(2, "completed", checkpoint_at=(2,))
+    select_run(page, run_id)
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-prompt textarea").fill("a red zebra on a black background")
+    page.click("#compare-button")
+    page.locator("#compare-message").get_by_text("zebra").wait_for(timeout=20_000)
+
+
+def test_delete_asks_first_and_resume_states_the_iterations_to_redo(page):
+    from jobs import api
+
+    run_id = stored(7, "cancelled")
+    select_run(page, run_id)
+    info = page.locator("#selected-info")
+    info.get_by_text("7 of the 7 iterations done (1–7) will be redone").wait_for()
+    assert page.locator("#resume-button").is_enabled() and not page.locator("#cancel-button").is_enabled()
+    page.click("#delete-button")
+    page.locator("#delete-confirm-row").get_by_text("cannot be undone").wait_for()
+    page.click("#delete-keep")
+    page.locator("#runs-message").get_by_text("Kept.").wait_for()
+    assert api.get_run(run_id)["status"] == "cancelled"  # still there
+    page.click("#delete-button")
+    page.click("#delete-confirm")
+    page.locator("#runs-message").get_by_text(f"Run #{run_id} deleted.").wait_for()
+    assert "Kept." not in page.locator("#runs-message").inner_text()  # the new message replaced the old
+
+
+TABS = ("Launch", "Runs", "Monitor", "Compare", "Overlay")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_tab_in_both_themes_and_plots_follow_the_theme(browser, app_server, theme):
+    run_id = stored(30, "completed", checkpoint_at=(10, 20, 30))
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.goto(f"{app_server['url']}?__theme={theme}")
+    page.wait_for_selector("#launch-button")
+    assert page.evaluate("document.body.classList.contains('dark')") == (theme == "dark")
+    select_run(page, run_id)
+    for tab in TABS:
+        page.get_by_role("tab", name=tab).click()
+        if tab == "Monitor":
+            wait_until(lambda: plot_points(page, "reward-plot", "reward0") == 30, 20, "the reward curve")
+            wait_until(lambda: plot_points(page, "step-heatmap"), 20, "the heatmap")
+            colours = page.evaluate("""() => {
+                const plot = document.querySelector('#reward-plot .js-plotly-plot');
+                const text = plot.querySelector('.xtick text, .ytick text');
+                return {text: getComputedStyle(text).fill,
+                        paper: getComputedStyle(plot.querySelector('.main-svg')).backgroundColor}; }""")
+            assert colours["paper"] in ("rgba(0, 0, 0, 0)", "transparent")  # the page's background shows
+            red, green, blue = (int(v) for v in colours["text"].split("(")[1].split(")")[0].split(",")[:3])
+            light_text = (red + green + blue) / 3 > 128
+            assert light_text == (theme == "dark"), colours  # readable on the page's own background
+        page.wait_for_timeout(500)
+        shot(page, f"{tab.lower()}-{theme}")
+    page.close()

@@ -47,41 +47,7 @@ def is_empty(fig, text="no data yet"):
     return not fig.data and [a.text for a in fig.layout.annotations] == [text]
 
 
-def test_reward_curves_one_line_per_reward_model_with_band():
-    fig = figures.reward_curves(make_metrics())
-    for j, name in enumerate(("brightness", "contrast")):
-        (line,) = traces(fig, name)
-        assert list(line.y) == pytest.approx([j, 0.1 + j, 0.2 + j])
-        assert list(line.x) == [0, 1, 2]
-        (band,) = traces(fig, f"{name} ±std")
-        assert band.legendgroup == line.legendgroup == name and band.fill == "toself"
-        assert max(band.y) == pytest.approx(0.2 + j + 0.1)
-    assert fig.layout.uirevision == figures.UIREVISION
-    json.loads(fig.to_json())
-
-
-def test_reward_curves_evaluations_and_held_out_label():
-    fig = figures.reward_curves(make_metrics(), EVALUATIONS, held_out={"aesthetic"})
-    (held,) = traces(fig, "aesthetic (held out)")
-    assert list(held.y) == [5.0, 5.5] and held.line.dash == "dash"
-    (ev,) = traces(fig, "brightness (eval)")
-    assert list(ev.x) == [0, 2]
-    assert ev.line.color == traces(fig, "brightness")[0].line.color  # a reward keeps its colour
-
-
-def test_reward_curves_cumulative_model_evaluations():
-    fig = figures.reward_curves(make_metrics(), EVALUATIONS, x="model_evaluations")
-    assert list(traces(fig, "brightness")[0].x) == [10, 30, 60]
-    # base model at 0; after 2 iterations trained: 10 + 20
-    assert list(traces(fig, "brightness (eval)")[0].x) == [0, 30]
-    assert fig.layout.xaxis.title.text == figures.X_TITLES["model_evaluations"]
-    seconds = figures.reward_curves(make_metrics(), EVALUATIONS, x="seconds")
-    assert list(traces(seconds, "brightness")[0].x) == pytest.approx([1.5, 4.5, 9.0])
-
-
 def test_invalid_choices_raise():
-    with pytest.raises(ValueError):
-        figures.reward_curves(make_metrics(), x="wall")
     with pytest.raises(ValueError):
         figures.overlay([], x="wall")
     with pytest.raises(ValueError):
@@ -89,7 +55,6 @@ def test_invalid_choices_raise():
 
 
 def test_empty_inputs_give_the_note():
-    assert is_empty(figures.reward_curves([]))
     assert is_empty(figures.overlay([]))
     assert is_empty(figures.diagnostics([]))
     empty_history = {"iterations": [], "every": 1, "branch_steps": [],
@@ -98,13 +63,14 @@ def test_empty_inputs_give_the_note():
     assert is_empty(figures.granularity_agreement(empty_history))
     assert is_empty(figures.member_heatmap(None))
     assert is_empty(figures.granularity_bars(None))
-    json.loads(figures.reward_curves([]).to_json())
+    json.loads(figures.diagnostics([]).to_json())
 
 
 def test_step_heatmap_rows_are_branch_steps():
     (heat,) = figures.step_heatmap(make_history()).data
     assert list(heat.y) == [0, 2, 4] and list(heat.x) == [0, 5]
     assert [list(row) for row in heat.z] == [[1.0, 4.0], [2.0, None], [3.0, 6.0]]
+    assert heat.zmin == 0 and heat.zmax == 6.0  # anchored at 0, not at the smallest value
     std = figures.step_heatmap(make_history(), value="reward_std")
     assert [list(row) for row in std.data[0].z][1] == [0.2, 0.5]
     assert std.data[0].colorbar.title.text == figures.STEP_VALUES["reward_std"]
@@ -176,3 +142,39 @@ def test_a_forward_process_run_shows_its_old_policy_deviation_instead_of_a_ratio
     assert "mean (v − v_old)² in the update" in [a.text for a in fig.layout.annotations]
     assert list(traces(fig, "old deviation")[0].y) == [0.0, 0.01, 0.02]
     assert not traces(fig, "ratio mean")
+
+
+def test_panels_flat_by_construction_are_left_out_and_named():
+    metrics = make_metrics()
+    for m in metrics:  # a single on-policy update with beta = 0: ratio exactly 1, no clipping, KL 0
+        m.update(ratio_mean=1.0, ratio_min=1.0, ratio_max=1.0, clip_fraction=0.0, approx_kl=0.0)
+    fig = figures.diagnostics(metrics)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "importance ratio" not in titles and "clip fraction" not in titles and "approx KL (old→new)" not in titles
+    assert {"loss", "grad norm", "time per iteration (s)"} <= set(titles)
+    assert not traces(fig, "ratio mean") and not traces(fig, "clip_fraction")
+    assert "ratio ≡ 1" in fig.layout.title.text and "KL ≡ 0" in fig.layout.title.text
+    shown = figures.diagnostics(make_metrics())  # values that move keep their panels
+    assert {"importance ratio", "clip fraction"} <= {a.text for a in shown.layout.annotations}
+    assert shown.layout.title.text is None
+
+
+def test_tiny_values_read_as_powers_of_ten_not_si_prefixes():
+    metrics = make_metrics()
+    for i, m in enumerate(metrics):  # DanceGRPO's loss: about 1e-8 (plotly's default says "10n")
+        m["loss"] = (i - 1) * 1e-8
+    fig = figures.diagnostics(metrics)
+    yaxes = [fig.layout[name] for name in fig.layout if name.startswith("yaxis")]
+    assert yaxes and all(axis.exponentformat == "e" for axis in yaxes)
+
+
+def test_figures_leave_the_background_to_the_page_theme():
+    for fig in (figures.diagnostics(make_metrics()), figures.step_heatmap(make_history()), figures.overlay([])):
+        assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == figures.TRANSPARENT
+
+
+def test_step_summary_says_which_steps_carry_the_reward_variance():
+    line = figures.step_summary(make_history())
+    assert "iterations 0–9" in line and "k=0: 19% · k=2: 32% · k=4: 49%" in line and "k=4 carries the most" in line
+    assert "iterations 5–9" in figures.step_summary(make_history(), window=5)  # only the last bin
+    assert figures.step_summary({"iterations": []}) == ""

@@ -58,3 +58,41 @@ def test_each_problem_is_reported_at_its_field(key, value, message):
     preset = "G²RPO · built-in model"
     config, errors = forms.check(preset, {**forms.preset_values(preset), key: value})
     assert config is None and list(errors) == [key] and message in errors[key]
+
+
+@pytest.mark.parametrize("algorithm, greyed", [
+    ("g2rpo", set()), ("dancegrpo", {"branch_steps", "granularities"}), ("flowgrpo", {"branch_steps", "granularities"}),
+    ("mixgrpo", {"branch_steps", "granularities"}),
+    ("diffusionnft", {"branch_steps", "granularities", "eta", "clip_range"})])
+def test_fields_an_algorithm_does_not_read_are_greyed_out(algorithm, greyed):
+    from app import launch_tab
+
+    assert {key for key in forms.KEYS if not forms.applies(key, algorithm)} == greyed
+    states = dict(zip(forms.ONLY_FOR, launch_tab.field_states(algorithm)))
+    assert {key for key, update in states.items() if update["interactive"] is False} == greyed
+    assert all(forms.applies(key, "nonsense") for key in forms.KEYS)  # the config's check names it
+
+
+def test_the_cost_is_shown_before_launch_and_warns_when_long(tmp_path, monkeypatch):
+    from app import cost
+    from jobs import db
+
+    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
+    db.dispose_all()
+    preset = "G²RPO · built-in model"
+    values = forms.preset_values(preset)
+    line = cost.preview(preset, values)
+    assert "model evaluations per iteration" in line and "per iteration" in line and "GB" in line
+    longer = cost.preview(preset, {**values, "iterations": 100_000})
+    assert "⚠️ About" in longer and "⚠️" not in line.split("\n\n")[0]
+    assert "shown once" in cost.preview(preset, {**values, "group_size": "x"})
+    db.dispose_all()
+
+
+def test_default_names_tell_runs_apart():
+    config, _ = forms.form_to_config("G²RPO · built-in model", {**forms.preset_values("G²RPO · built-in model"),
+                                                               "branch_steps": "0, 1, 2", "learning_rate": 3e-4})
+    assert forms.default_name(config) == f"g2rpo G{config['algorithm']['group_size']} K3 Λ3 lr 0.0003 seed 0"
+    baseline, _ = forms.form_to_config("DanceGRPO · built-in model", forms.preset_values("DanceGRPO · built-in model"))
+    assert forms.default_name(baseline).startswith("dancegrpo G") and "K" not in forms.default_name(baseline)

@@ -67,3 +67,15 @@ def app_server(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A fresh SQLite store in this test's own data folder (no worker, no sampler)."""
+    from jobs import db
+
+    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
+    db.dispose_all()
+    yield
+    db.dispose_all()

@@ -73,13 +73,9 @@ def test_fields_an_algorithm_does_not_read_are_greyed_out(algorithm, greyed):
     assert all(forms.applies(key, "nonsense") for key in forms.KEYS)  # the config's check names it
 
 
-def test_the_cost_is_shown_before_launch_and_warns_when_long(tmp_path, monkeypatch):
+def test_the_cost_is_shown_before_launch_and_warns_when_long(store):
     from app import cost
-    from jobs import db
 
-    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
-    db.dispose_all()
     preset = "G²RPO · built-in model"
     values = forms.preset_values(preset)
     line = cost.preview(preset, values)
@@ -87,7 +83,6 @@ def test_the_cost_is_shown_before_launch_and_warns_when_long(tmp_path, monkeypat
     longer = cost.preview(preset, {**values, "iterations": 100_000})
     assert "⚠️ About" in longer and "⚠️" not in line.split("\n\n")[0]
     assert "shown once" in cost.preview(preset, {**values, "group_size": "x"})
-    db.dispose_all()
 
 
 def test_default_names_tell_runs_apart():

@@ -2,18 +2,9 @@
 import pytest
 
 from app import monitor
-from jobs import api, db, runs
+from jobs import api, runs
 from jobs.sink import RunSink
 from jobs.testing import fake_config, fake_record
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
-    db.dispose_all()
-    yield
-    db.dispose_all()
 
 
 def test_polling_reads_only_what_is_new_and_matches_a_fresh_read(store):

@@ -22,15 +22,11 @@ def test_reward_choices_cover_training_and_evaluation_rewards():
     assert overlay_tab.reward_names([a, run("#2", [])]) == ["preference", "shape", "total"]
 
 
-def test_running_runs_can_be_overlaid(tmp_path, monkeypatch):
-    from jobs import db, runs
+def test_running_runs_can_be_overlaid(store):
+    from jobs import runs
     from jobs.models import utcnow
     from jobs.testing import fake_config
 
-    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
-    db.dispose_all()
     queued, running = runs.create(fake_config()), runs.create(fake_config())
     runs._transition(running, ("queued",), status="running", heartbeat_at=utcnow())
     assert [run_id for _, run_id in overlay_tab.overlay_choices()] == [running]  # not the one yet to start
-    db.dispose_all()

@@ -6,19 +6,10 @@ import gradio as gr
 import pytest
 
 from app import compare_tab, errors, monitor, monitor_tab, runs_tab
-from jobs import api, db, runs
+from jobs import api, runs
 from jobs.models import utcnow
 from jobs.sink import RunSink
 from jobs.testing import fake_config, fake_record
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("G2RPO_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("G2RPO_DATABASE_URL", raising=False)
-    db.dispose_all()
-    yield
-    db.dispose_all()
 
 
 def stored_run(iterations_done: int, checkpoint_at=(), status="cancelled", planned=300) -> int:

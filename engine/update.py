@@ -73,22 +73,22 @@ def forward_loss_backward(runner: VelocityRunner, samples: ForwardSamples, promp
     members, times = samples.time_idx.shape
     x0 = samples.x0[:, None].expand(members, times, *samples.x0.shape[1:])
     s = grid.to(samples.x0)[samples.time_idx]  # [members, times]
-    x_t = (1 - s.reshape(*s.shape, *[1] * (x0.ndim - 2))) * x0 + s.reshape(*s.shape, *[1] * (x0.ndim - 2)) * samples.eps
-    rows = torch.arange(members, device=x0.device)[:, None].expand(members, times)
+    s_ = s.reshape(*s.shape, *[1] * (x0.ndim - 2))
+    x_t = (1 - s_) * x0 + s_ * samples.eps
     # Columns: one per drawn time, each holding every member once (per-column optimizer steps).
-    columns = [(x_t[:, j], s[:, j], x0[:, j], rows[:, j]) for j in range(times)]
+    columns = [(x_t[:, j], s[:, j], x0[:, j]) for j in range(times)]
+    chunks = runner.chunks(members)
     with torch.no_grad():
-        v_old = [torch.cat([runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]]) for c in runner.chunks(members)])
-                 for x, sj, _, r in columns]
+        v_old = [torch.cat([runner.one_chunk(x[c], sj[c], cond, prompt_idx[c]) for c in chunks]) for x, sj, _ in columns]
     losses, deviations, kls = [], [], []
     scale = 1.0 / members if step else 1.0 / (members * times)
-    for j, (x, sj, target, r) in enumerate(columns):
-        for c in runner.chunks(members):
-            v = runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]])
-            loss = nft_loss(v, v_old[j][c], x[c], target[c], sj[c], samples.optimality[r[c]], beta, clamp)
+    for j, (x, sj, target) in enumerate(columns):
+        for c in chunks:
+            v = runner.one_chunk(x[c], sj[c], cond, prompt_idx[c])
+            loss = nft_loss(v, v_old[j][c], x[c], target[c], sj[c], samples.optimality[c], beta, clamp)
             if kl_beta > 0:
                 with torch.no_grad(), reference():
-                    v_ref = runner.one_chunk(x[c], sj[c], cond, prompt_idx[r[c]])
+                    v_ref = runner.one_chunk(x[c], sj[c], cond, prompt_idx[c])
                 kl = ((v - v_ref) ** 2).flatten(1).mean(1)
                 loss = loss + kl_beta * kl
                 kls.append(kl.detach())

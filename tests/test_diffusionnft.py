@@ -117,3 +117,11 @@ def test_group_noise_noises_a_groups_members_alike(small_config):
         alike = torch.equal(eps[:, :1].expand_as(eps), eps) and torch.equal(times[:, :1].expand_as(times), times)
         assert alike == shared
         assert not torch.equal(eps[0], eps[1])  # groups still differ
+
+
+def test_the_kl_term_measures_the_velocity_against_the_adapter_disabled_model(small_config, tmp_path):
+    cfg = small_config("algorithm.name=diffusionnft", "algorithm.kl_beta=0.1", "train.iterations=2",
+                       "train.learning_rate=1e-2", "train.optimizer_step=per_iteration")
+    first, second = Trainer(cfg, tmp_path).run(progress=False)
+    assert first["kl"] == 0.0  # a fresh LoRA is the reference: nothing moved yet
+    assert second["kl"] > 0

@@ -303,6 +303,15 @@ class Trainer:
             self.sink.write(record)
         return record
 
+    def optimizer_step(self, it: int) -> float:
+        """Clip, check and take one optimizer step; returns the gradient norm before clipping. A
+        non-finite norm stops the run before the step could spoil the weights."""
+        norm = float(self.accelerator.clip_grad_norm_(self.params, self.cfg.train.max_grad_norm))
+        self.require_finite(np.isfinite(norm), it, "the gradient norm")
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return norm
+
     def update(self, transitions, cond, it: int = 0) -> dict:
         """One optimizer step per trained step ("per_step") or one for the iteration; a non-finite
         gradient stops the run before the step could spoil the weights."""
@@ -316,10 +325,7 @@ class Trainer:
                 self.runner, t, cond, self.algorithm.grid, self.algorithm.sigmas, cfg.algorithm.clip_range,
                 cfg.algorithm.kl_beta, scale, acc.backward, self.reference))
             if per_step or i == len(transitions) - 1:
-                grad_norms.append(float(acc.clip_grad_norm_(self.params, cfg.train.max_grad_norm)))
-                self.require_finite(np.isfinite(grad_norms[-1]), it, "the gradient norm")
-                self.optimizer.step()
-                self.optimizer.zero_grad()
+                grad_norms.append(self.optimizer_step(it))
         out = {key: float(np.mean([s[key] for s in stats])) for key in stats[0] if key not in ("ratio_min", "ratio_max")}
         out["ratio_min"] = min(s["ratio_min"] for s in stats)
         out["ratio_max"] = max(s["ratio_max"] for s in stats)
@@ -336,10 +342,7 @@ class Trainer:
         grad_norms = []
 
         def step():
-            grad_norms.append(float(self.accelerator.clip_grad_norm_(self.params, cfg.train.max_grad_norm)))
-            self.require_finite(np.isfinite(grad_norms[-1]), it, "the gradient norm")
-            self.optimizer.step()
-            self.optimizer.zero_grad()
+            grad_norms.append(self.optimizer_step(it))
 
         self.optimizer.zero_grad()
         per_step = cfg.train.optimizer_step == "per_step"

@@ -51,7 +51,7 @@ def preview(preset: str, values: dict) -> str:
             f"**{est.peak_bytes / GB:,.1f} GB** peak memory of {memory / GB:,.0f} GB.")
     warnings = []
     if seconds > LONG_S:
-        smaller = " or fewer branch steps K and granularities Λ" if cfg.algorithm.name == "g2rpo" else ""
+        smaller = " or fewer branch steps K and granularities Λ" if cfg.algorithm.name in ("g2rpo", "egrpo") else ""
         warnings.append(f"⚠️ About {duration(seconds)}: try fewer iterations, a smaller group G{smaller} first.")
     if est.peak_bytes > MEMORY_SHARE * memory:
         warnings.append(f"⚠️ More than {MEMORY_SHARE:.0%} of this machine's memory.")

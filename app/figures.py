@@ -212,7 +212,18 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
 
 # --- G²RPO's attribution: where in the trajectory the signal sits ---------------------------------
 
-def step_heatmap(history: dict, value: str = "abs_advantage") -> go.Figure:
+def step_labels(steps: list[int], spans: dict[int, int] | None = None) -> list[str]:
+    """Axis labels of branch steps: "k", or "k→k+m" where E-GRPO merges m grid steps into one."""
+    spans = spans or {}
+    return [f"{k}→{k + spans[k]}" if spans.get(k, 1) > 1 else str(k) for k in steps]
+
+
+def step_title(spans: dict[int, int] | None) -> str:
+    merged = " · k→j: one SDE step from s_k to s_j (E-GRPO)" if any(m > 1 for m in (spans or {}).values()) else ""
+    return f"branch step k (0 = pure noise){merged}"
+
+
+def step_heatmap(history: dict, value: str = "abs_advantage", spans: dict[int, int] | None = None) -> go.Figure:
     """Over training (x: iteration bins) and the denoising trajectory (y: branch step k), either the
     mean |advantage| (where the learning signal sits) or the group's reward std (how much the noise
     injected at k moves the reward)."""
@@ -229,7 +240,7 @@ def step_heatmap(history: dict, value: str = "abs_advantage") -> go.Figure:
                                colorbar=dict(title=dict(text=STEP_VALUES[value])),
                                hovertemplate="iteration %{x}<br>k = %{y}<br>%{z:.3g}<extra></extra>"))
     fig.update_xaxes(title_text="iteration" if every <= 1 else f"iteration (bins of {every})")
-    fig.update_yaxes(title_text="branch step k (0 = pure noise)", tickmode="array", tickvals=steps)
+    fig.update_yaxes(title_text=step_title(spans), tickmode="array", tickvals=steps, ticktext=step_labels(steps, spans))
     return _layout(fig, STEP_VALUES[value])
 
 
@@ -244,7 +255,9 @@ def member_heatmap(heat: dict | None, prompt: int = 0) -> go.Figure:
     fig = go.Figure(go.Heatmap(x=heat["branch_steps"], y=members, z=z, colorscale="RdBu", zmid=0,
                                colorbar=dict(title=dict(text="mixed advantage")),
                                hovertemplate="k = %{x}<br>member %{y}<br>%{z:.3g}<extra></extra>"))
-    fig.update_xaxes(title_text="branch step k (0 = pure noise)", tickmode="array", tickvals=heat["branch_steps"])
+    spans = dict(zip(heat["branch_steps"], heat.get("merge_steps") or []))
+    fig.update_xaxes(title_text=step_title(spans), tickmode="array", tickvals=heat["branch_steps"],
+                     ticktext=step_labels(heat["branch_steps"], spans))
     fig.update_yaxes(title_text="group member", dtick=1)
     return _layout(fig, f"iteration {heat['iteration']} · prompt {prompt}: {_short(heat, prompt)}")
 

@@ -22,6 +22,7 @@ from engine.limits import excerpt, limit
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
     "G²RPO · built-in model": "g2rpo.yaml",
+    "E-GRPO · built-in model": "egrpo.yaml",
     "DanceGRPO · built-in model": "dancegrpo.yaml",
     "Flow-GRPO · built-in model": "flowgrpo.yaml",
     "MixGRPO · built-in model": "mixgrpo.yaml",
@@ -50,6 +51,8 @@ FIELDS = (
           "training rewards with their weights; each gets its own group advantage"),
     Field("branch_steps", "algorithm.branch_steps", "K: branch steps", "ints", "G²RPO: the steps k where the SDE branches"),
     Field("granularities", "algorithm.granularities", "Λ: granularities", "ints", "G²RPO: denoising strides λ"),
+    Field("merge_steps", "algorithm.merge_steps", "Merged spans", "ints",
+          "E-GRPO: grid steps each k's SDE step spans, in K's order (empty: 1 each)"),
     Field("group_size", "algorithm.group_size", "G: group size", "int"),
     Field("eta", "algorithm.eta", "η: SDE noise", "float"),
     Field("learning_rate", "train.learning_rate", "Learning rate", "float"),
@@ -74,9 +77,9 @@ FIELDS = (
 KEYS = [f.key for f in FIELDS]
 # Settings only some algorithms read: the form greys them out under the others (their values are
 # kept, and ignored). DiffusionNFT trains on ODE samples: no SDE noise η, no ratio to clip.
-ONLY_FOR = {"branch_steps": ("g2rpo",), "granularities": ("g2rpo",),
-            "eta": ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"),
-            "clip_range": ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")}
+ONLY_FOR = {"branch_steps": ("g2rpo", "egrpo"), "granularities": ("g2rpo", "egrpo"), "merge_steps": ("egrpo",),
+            "eta": ("g2rpo", "egrpo", "dancegrpo", "flowgrpo", "mixgrpo"),
+            "clip_range": ("g2rpo", "egrpo", "dancegrpo", "flowgrpo", "mixgrpo")}
 
 
 def applies(key: str, algorithm: str) -> bool:
@@ -180,7 +183,7 @@ def default_name(config: dict) -> str:
     parts = [str(a.get("name", "g2rpo"))]
     if a.get("group_size") is not None:
         parts.append(f"G{a['group_size']}")
-    if a.get("name", "g2rpo") == "g2rpo":
+    if a.get("name", "g2rpo") in ("g2rpo", "egrpo"):
         parts += [f"K{len(a[key])}" if key == "branch_steps" else f"Λ{len(a[key])}"
                   for key in ("branch_steps", "granularities") if isinstance(a.get(key), list)]
     if t.get("learning_rate") is not None:

@@ -91,6 +91,12 @@ def held_out(view: dict) -> set[str]:
     return set(held_out_rewards()) | (set(config.get("eval_rewards", [])) - trained)
 
 
+def merge_spans(view: dict) -> dict[int, int]:
+    """E-GRPO's merged steps from the run's config: branch step k -> grid steps it spans (1: not merged)."""
+    a = ((view["run"] or {}).get("config") or {}).get("algorithm") or {}
+    return dict(zip(a.get("branch_steps") or [], a.get("merge_steps") or []))
+
+
 def reward_weights(view: dict) -> dict[str, float]:
     config = (view["run"] or {}).get("config") or {}
     return {r["name"]: r["weight"] for r in config.get("rewards", [])}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import curves, figures, monitor
+from engine.config import BRANCHING
 from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
 
@@ -76,12 +77,13 @@ def notes(view: dict) -> str:
 
 
 def step_view(view: dict, value: str):
-    return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value])
+    spans = monitor.merge_spans(view)
+    return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value], spans)
 
 
 def render(view, x_axis, smoothing, step_value, iteration, prompt, k):
     """Every output of the tab from the view (no query but the chosen iteration's heatmap)."""
-    is_g2rpo = (view["run"] or {}).get("algorithm") == "g2rpo"
+    is_g2rpo = (view["run"] or {}).get("algorithm") in BRANCHING  # G²RPO and E-GRPO: the attribution views
     history = view["history"] or NO_HISTORY
     steps = history["branch_steps"]
     member, bars = iteration_views(view, iteration, prompt, k) if is_g2rpo else (gr.skip(), gr.skip())

@@ -26,10 +26,12 @@ from engine.limits import excerpt, limit, too_large
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
-ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft")
+ALGORITHMS = ("g2rpo", "egrpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft")
+BRANCHING = ("g2rpo", "egrpo")  # the methods that branch one SDE step off an ODE anchor
 # Per-algorithm defaults for the settings that differ between the methods (see the spec).
 ALGORITHM_DEFAULTS = {
     "g2rpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
+    "egrpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
     "dancegrpo": dict(eta=0.3, noise_form="dance", shared_noise=True),
     "flowgrpo": dict(eta=0.7, noise_form="flow", shared_noise=False),
     "mixgrpo": dict(eta=0.7, noise_form="flow", shared_noise=True),
@@ -80,6 +82,10 @@ class AlgorithmConfig:
     branch_steps: Annotated[list[Annotated[Int, at_least(0)]], items("steps")] = field(default_factory=lambda: list(range(8)))
     granularities: Annotated[list[Annotated[Int, at_least(1, "every granularity must be >= 1")]], items("steps")] = field(
         default_factory=lambda: [1, 2, 3])
+    # E-GRPO: how many grid steps the one SDE step at each branch step spans, in the order of
+    # branch_steps (empty: 1 each, which is G²RPO); k's step goes s_k -> s_{k+m} with the noise of s_k
+    merge_steps: Annotated[list[Annotated[Int, at_least(1, "every merge must span >= 1 step")]], items("steps")] = field(
+        default_factory=list)
     # G²RPO: how a completion whose strides stop short of s = 0 ends (engine.sampling.completion_schedule):
     # "append_zero" steps on to s = 0 from the last strided point; "authors" returns x0_hat predicted at
     # the point before it, as the authors' run_ode_sample_step does.
@@ -88,9 +94,16 @@ class AlgorithmConfig:
     global_std: Bool = False  # Flow-GRPO: normalise by the batch's std, not the group's
     window_size: Int = 4  # MixGRPO's SDE window
     window_shift_every: Count = 25  # MixGRPO: iterations before the window moves by one step
+    def spans(self) -> dict[int, int]:
+        """Branch step k -> the grid steps its SDE step spans (1 unless E-GRPO merges)."""
+        return {k: (self.merge_steps[i] if self.merge_steps else 1) for i, k in enumerate(self.branch_steps)}
+
     nft_beta: Annotated[Float, above(0), rule(lambda b: b <= 1, "must be in (0, 1]")] = 1.0  # DiffusionNFT's beta
     nft_times: Annotated[Count, limited("steps")] = 4  # DiffusionNFT: noise levels each sample is trained at
     nft_group_noise: Bool = False  # DiffusionNFT: a group's members share those levels and noise (authors: not)
+    # DiffusionNFT: the share of the sampling grid, from its noisy end, that the levels are drawn from
+    # (Flow-Factory's timestep_range): layout, count and shape are decided at high noise
+    nft_time_fraction: Annotated[Float, rule(lambda f: 0 < f <= 1, "must be in (0, 1]")] = 1.0
 
 
 @dataclass(config=SCHEMA)
@@ -299,7 +312,7 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     errors.extend([model_refused] if model_refused else model_problems(cfg.model))
     need(a.kl_beta == 0 or cfg.lora.enabled,
          "algorithm.kl_beta: the KL reference is the adapter-disabled model, so it needs lora.enabled")
-    if a.name == "g2rpo":
+    if a.name in BRANCHING:
         _check_g2rpo(a, s.steps, need)
     need(a.name != "diffusionnft" or not a.shared_noise,
          "algorithm.shared_noise: DiffusionNFT samples by ODE, so members sharing one noise would be copies")
@@ -327,6 +340,13 @@ def _check_g2rpo(a: AlgorithmConfig, steps: int, need) -> None:
     need(len(set(a.branch_steps)) == len(a.branch_steps), f"algorithm.branch_steps: repeated steps in {excerpt(a.branch_steps)}")
     bad = [k for k in a.branch_steps if k >= steps]
     need(not bad, f"algorithm.branch_steps: {excerpt(bad)} beyond the grid; steps are 0..{steps - 1} with sampling.steps={steps}")
+    if a.merge_steps:
+        need(a.name == "egrpo" or all(m == 1 for m in a.merge_steps),
+             "algorithm.merge_steps: G²RPO branches over single grid steps; merged steps are E-GRPO (algorithm.name: egrpo)")
+        need(len(a.merge_steps) == len(a.branch_steps), f"algorithm.merge_steps: one span per branch step, got "
+             f"{len(a.merge_steps)} for {len(a.branch_steps)} branch steps")
+        past = [(k, m) for k, m in zip(a.branch_steps, a.merge_steps) if k + m > steps]
+        need(not past, f"algorithm.merge_steps: (k, span) = {excerpt(past)} would step past s = 0 (grid steps 0..{steps - 1})")
     need(len(a.granularities) > 0, "algorithm.granularities: Lambda must not be empty")
     need(len(set(a.granularities)) == len(a.granularities), f"algorithm.granularities: repeated values in {excerpt(a.granularities)}")
     coarse = [g for g in a.granularities if g > steps]
@@ -334,8 +354,9 @@ def _check_g2rpo(a: AlgorithmConfig, steps: int, need) -> None:
     if a.completion == "authors":
         from engine.schedule import completion_schedule
 
-        lost = [(k, g) for k in a.branch_steps for g in a.granularities
-                if k < steps - 2 and k + 2 not in completion_schedule(k, g, steps, "authors")]
+        lands = {k: k + m - 1 for k, m in a.spans().items()} if len(a.merge_steps) in (0, len(a.branch_steps)) else {}
+        lost = [(k, g) for k, j in lands.items() for g in a.granularities
+                if j < steps - 2 and j + 2 not in completion_schedule(j, g, steps, "authors")]
         need(not lost, f"algorithm.completion: with 'authors', (k, lambda) = {excerpt(lost)} would skip the fine step "
              f"k+1 -> k+2 that every granularity shares; use 'append_zero' or smaller k or lambda")
 

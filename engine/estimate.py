@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import BRANCHING
 from engine.schedule import completion_schedule
 
 GB = 1e9
@@ -71,11 +72,12 @@ def duration(seconds: float) -> str:
 def evaluations(cfg) -> tuple[int, int]:
     """Model evaluations of one iteration (rollout, training), per process, as the engine counts them."""
     a, T, G, P = cfg.algorithm, cfg.sampling.steps, cfg.algorithm.group_size, cfg.train.prompts_per_iteration
-    if a.name == "g2rpo":
+    if a.name in BRANCHING:
         rollout = max(a.branch_steps) + 1
-        for k in a.branch_steps:
-            shared = int(k + 1 < T) + int(k + 2 < T)
-            own = sum(max(len(completion_schedule(k, lam, T, a.completion)) - 3, 0) for lam in a.granularities)
+        for k, m in a.spans().items():
+            j = k + m - 1  # the branch lands on j + 1
+            shared = int(j + 1 < T) + int(j + 2 < T)
+            own = sum(max(len(completion_schedule(j, lam, T, a.completion)) - 3, 0) for lam in a.granularities)
             rollout += G * (shared + own)
         rollout, train = P * rollout, P * len(a.branch_steps)
     elif a.name == "diffusionnft":  # an ODE per member; then per trained time the old and the trained velocity
@@ -117,7 +119,7 @@ def _pipeline(cfg) -> dict:
 def _rows(cfg) -> tuple[int, int, int]:
     """(samples alive at once in the rollout, distinct states of one trained step, images scored)."""
     a, P = cfg.algorithm, cfg.train.prompts_per_iteration
-    if a.name == "g2rpo":
+    if a.name in BRANCHING:
         rows = len(a.granularities) * len(a.branch_steps) * P * a.group_size
         return rows, P, rows
     return P * a.group_size, P * a.group_size, P * a.group_size

@@ -58,7 +58,8 @@ class Transition:
     The velocity is evaluated at `x` (N distinct states); member m started from state
     `member_state[m]` and landed on `x_next[m]` with log-probability `logp_old[m]`. In G²RPO all
     G members of a (prompt, k) group share one state, so one forward serves the whole group.
-    `member_state` is sorted, so a chunk of states owns a contiguous run of members.
+    `member_state` is sorted, so a chunk of states owns a contiguous run of members. The step goes
+    from grid point `step` to `step + span` with the noise level of `step`.
     """
 
     step: int
@@ -68,6 +69,7 @@ class Transition:
     x_next: torch.Tensor
     logp_old: torch.Tensor
     advantage: torch.Tensor | None = None
+    span: int = 1  # grid steps the SDE step covers: s_step -> s_{step+span} (E-GRPO merges several)
 
 
 @dataclass

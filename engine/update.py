@@ -22,7 +22,7 @@ def policy_loss_backward(runner: VelocityRunner, t: Transition, cond: Cond, grid
     (for the KL term). `backward` is accelerate's backward.
     """
     device = t.x.device
-    s, s_next, sigma = grid[t.step].to(device), grid[t.step + 1].to(device), sigmas[t.step].to(device)
+    s, s_next, sigma = grid[t.step].to(device), grid[t.step + t.span].to(device), sigmas[t.step].to(device)
     members = len(t.member_state)
     ratios, losses, kls = [], [], []
     for chunk in runner.chunks(t.x.shape[0]):

@@ -85,6 +85,15 @@ def test_member_heatmap_is_member_by_step_centred_at_zero():
     assert "iteration 7" in fig.layout.title.text and "prompt 0" in fig.layout.title.text
 
 
+def test_merged_steps_are_labelled_on_both_heatmaps():
+    history = figures.step_heatmap(make_history(), spans={0: 1, 2: 2, 4: 3})
+    assert list(history.layout.yaxis.ticktext) == ["0", "2→4", "4→7"] and "E-GRPO" in history.layout.yaxis.title.text
+    member = figures.member_heatmap({**make_heat(), "merge_steps": [1, 2]})
+    assert list(member.layout.xaxis.ticktext) == ["0", "3→5"]
+    assert list(figures.member_heatmap(make_heat()).layout.xaxis.ticktext) == ["0", "3"]  # G²RPO: plain k
+    assert "E-GRPO" not in figures.step_heatmap(make_history()).layout.yaxis.title.text
+
+
 def test_granularity_bars_weighted_sum_over_reward_models():
     fig = figures.granularity_bars(make_heat(), k_index=1, weights=[2.0, 0.5])
     (lam2,) = traces(fig, "λ=2")

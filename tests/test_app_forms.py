@@ -61,9 +61,11 @@ def test_each_problem_is_reported_at_its_field(key, value, message):
 
 
 @pytest.mark.parametrize("algorithm, greyed", [
-    ("g2rpo", set()), ("dancegrpo", {"branch_steps", "granularities"}), ("flowgrpo", {"branch_steps", "granularities"}),
-    ("mixgrpo", {"branch_steps", "granularities"}),
-    ("diffusionnft", {"branch_steps", "granularities", "eta", "clip_range"})])
+    ("g2rpo", {"merge_steps"}), ("egrpo", set()),
+    ("dancegrpo", {"branch_steps", "granularities", "merge_steps"}),
+    ("flowgrpo", {"branch_steps", "granularities", "merge_steps"}),
+    ("mixgrpo", {"branch_steps", "granularities", "merge_steps"}),
+    ("diffusionnft", {"branch_steps", "granularities", "merge_steps", "eta", "clip_range"})])
 def test_fields_an_algorithm_does_not_read_are_greyed_out(algorithm, greyed):
     from app import launch_tab
 
@@ -91,3 +93,12 @@ def test_default_names_tell_runs_apart():
     assert forms.default_name(config) == f"g2rpo G{config['algorithm']['group_size']} K3 Λ3 lr 0.0003 seed 0"
     baseline, _ = forms.form_to_config("DanceGRPO · built-in model", forms.preset_values("DanceGRPO · built-in model"))
     assert forms.default_name(baseline).startswith("dancegrpo G") and "K" not in forms.default_name(baseline)
+
+
+def test_the_egrpo_preset_launches_with_its_merged_steps():
+    preset = "E-GRPO · built-in model"
+    config, errors = forms.check(preset, forms.preset_values(preset))
+    assert errors == {} and config["algorithm"]["merge_steps"] == [1, 1, 2, 3]
+    assert forms.default_name(config).startswith("egrpo G8 K4 Λ1")
+    _, errors = forms.check(preset, {**forms.preset_values(preset), "merge_steps": "1, 2"})
+    assert "one span per branch step" in errors["merge_steps"]

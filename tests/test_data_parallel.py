@@ -25,10 +25,10 @@ def by_prompt(images: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
     return images.reshape(*groups, *images.shape[1:]).movedim(len(groups) - 2, 0)
 
 
-@pytest.mark.parametrize("name", ["g2rpo", "dancegrpo", "flowgrpo", "diffusionnft"])
+@pytest.mark.parametrize("name", ["g2rpo", "egrpo", "dancegrpo", "flowgrpo", "diffusionnft"])
 def test_rollout_noise_does_not_depend_on_the_process_layout(small_config, name):
     """Two prompts in one rollout, or one each in two rollouts (two processes): the same samples."""
-    cfg = small_config(f"algorithm.name={name}")
+    cfg = small_config(f"algorithm.name={name}", *(["algorithm.merge_steps=[1,2,1,3]"] if name == "egrpo" else []))
     model, algorithm = build_model(cfg.model), build_algorithm(cfg)
     runner = VelocityRunner(model, 512)
     prompts = cfg.training_prompts()[:2]

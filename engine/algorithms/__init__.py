@@ -1,10 +1,10 @@
 """Algorithms by name. Each is a small module over the shared sampling and objective math."""
 from engine.algorithms.base import Algorithm, Rollout
 from engine.algorithms.diffusionnft import DiffusionNFT
-from engine.algorithms.g2rpo import G2RPO
+from engine.algorithms.g2rpo import EGRPO, G2RPO
 from engine.algorithms.sde_baselines import DanceGRPO, FlowGRPO, MixGRPO
 
-ALGORITHM_CLASSES = {"g2rpo": G2RPO, "dancegrpo": DanceGRPO, "flowgrpo": FlowGRPO, "mixgrpo": MixGRPO,
+ALGORITHM_CLASSES = {"g2rpo": G2RPO, "egrpo": EGRPO, "dancegrpo": DanceGRPO, "flowgrpo": FlowGRPO, "mixgrpo": MixGRPO,
                      "diffusionnft": DiffusionNFT}
 
 

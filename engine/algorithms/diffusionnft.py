@@ -30,7 +30,8 @@ class DiffusionNFT(Algorithm):
         # cancels from the gradient, and what is left is the difference between good and bad samples.
         n, shape = self.cfg.algorithm.nft_times, runner.model.latent_shape
         draws = 1 if self.cfg.algorithm.nft_group_noise else G
-        time_idx = torch.stack([torch.randint(T, (draws, n), generator=g) for g in noise.groups])
+        first = max(1, round(self.cfg.algorithm.nft_time_fraction * T))  # grid steps from the noisy end
+        time_idx = torch.stack([torch.randint(first, (draws, n), generator=g) for g in noise.groups])
         eps = noise.randn(draws, n, *shape)
         time_idx, eps = time_idx.expand(prompts, G, n).flatten(0, 1), eps.expand(prompts, G, n, *shape).flatten(0, 1)
         prompt_idx = torch.arange(prompts, device=device).repeat_interleave(G)

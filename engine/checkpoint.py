@@ -3,7 +3,7 @@
 A LoRA run saves `pytorch_lora_weights.safetensors` (diffusers' LoRA format) and the adapter's
 parameters as `trainable.safetensors`; a full fine-tuning run saves the whole transformer as a
 diffusers model folder `transformer/` (sharded past 10 GB), its only copy of the weights.
-`training_state.pt` holds the iteration, the optimizer state and the config.
+`training_state.pt` holds the iteration, the optimizer state, the config (and DiffusionNFT's EMA old policy).
 
 Under multi-process training every process calls the functions that gather state (under FSDP that
 is collective) and only the main process writes. A checkpoint is written to a temporary folder and
@@ -149,7 +149,8 @@ def optimizer_state(model: nn.Module, optimizer, sharded: bool) -> dict:
 
 
 def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: dict[str, torch.Tensor], optimizer: dict,
-                    config: dict, transformer_config: str | None = None) -> Path:
+                    config: dict, transformer_config: str | None = None,
+                    old_policy: list[torch.Tensor] | None = None) -> Path:
     """Save after `iteration` completed iterations (main process only); returns the checkpoint folder.
 
     `weights`: the LoRA parameters, or with `transformer_config` (the transformer's diffusers config
@@ -169,7 +170,7 @@ def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: di
         (tmp / TRANSFORMER / "config.json").write_text(transformer_config)
         save_torch_state_dict(weights, tmp / TRANSFORMER, filename_pattern=FULL_WEIGHTS, max_shard_size="10GB")
     torch.save({"iteration": iteration, "optimizer": optimizer, "torch_rng": torch.get_rng_state(),
-                "config": config}, tmp / TRAINING_STATE)
+                "config": config, **({"old_policy": old_policy} if old_policy is not None else {})}, tmp / TRAINING_STATE)
     write_checksums(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -194,7 +195,7 @@ def load_weights(folder: Path, transformer: nn.Module, lora: bool) -> None:
         raise ValueError(f"checkpoint {folder} lacks weights of the model: {sorted(set(params) - seen)[:3]}")
 
 
-def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool) -> int:
+def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool, old_policy=None) -> int:
     """Restore the optimizer and RNG state after accelerate prepared them; returns the iterations done.
 
     Every process reads the file memory-mapped (no copy per process); under FSDP each keeps its shard."""
@@ -207,4 +208,6 @@ def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool
     else:
         optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
+    if old_policy is not None:  # DiffusionNFT's EMA old policy (engine/old_policy.py)
+        old_policy.load(state["old_policy"])
     return int(state["iteration"])

@@ -104,6 +104,9 @@ class AlgorithmConfig:
     # DiffusionNFT: the share of the sampling grid, from its noisy end, that the levels are drawn from
     # (Flow-Factory's timestep_range): layout, count and shape are decided at high noise
     nft_time_fraction: Annotated[Float, rule(lambda f: 0 < f <= 1, "must be in (0, 1]")] = 1.0
+    # DiffusionNFT: the old policy is an EMA of the trained weights with this decay per iteration (the
+    # authors'; engine/old_policy.py); 0: the policy at the start of each iteration (the rollout's)
+    nft_old_decay: Annotated[Float, rule(lambda d: 0 <= d < 1, "must be in [0, 1)")] = 0.0
 
 
 @dataclass(config=SCHEMA)
@@ -316,6 +319,7 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
         _check_g2rpo(a, s.steps, need)
     need(a.name != "diffusionnft" or not a.shared_noise,
          "algorithm.shared_noise: DiffusionNFT samples by ODE, so members sharing one noise would be copies")
+    need(a.nft_old_decay == 0 or a.name == "diffusionnft", "algorithm.nft_old_decay: only DiffusionNFT keeps an old policy")
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),

@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 from engine.algorithms import build_algorithm
 from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
-from engine.config import Config
+from engine.config import Config, ConfigError
 from engine.errors import NonFiniteError
 from engine.models import build_model
 from engine.models.base import VelocityRunner
+from engine.old_policy import OldPolicy
 from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
@@ -95,9 +96,13 @@ class Trainer:
         # its own runner, so the probe's calls are not counted as the iteration's model evaluations
         self.probe_runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
 
+        # DiffusionNFT's EMA old policy (nft_old_decay > 0): rollouts sample with it, the loss contrasts against it
+        self.old_policy = OldPolicy(self.params, cfg.algorithm.nft_old_decay) if cfg.algorithm.nft_old_decay else None
+        if self.old_policy and self.sharded:  # each process would keep only its shard's copy
+            raise ConfigError("algorithm.nft_old_decay: the EMA old policy is not supported under FSDP; use 0")
         self.start_iteration = 0
         if folder is not None:
-            self.start_iteration = load_training_state(folder, self.wrapped, self.optimizer, self.sharded)
+            self.start_iteration = load_training_state(folder, self.wrapped, self.optimizer, self.sharded, self.old_policy)
         self.is_main = self.accelerator.is_main_process
         self.probe = self.movement_probe() if t.movement_probe else None
         if sink is None and self.is_main:
@@ -182,6 +187,10 @@ class Trainer:
             return t
         return self.accelerator.gather(t.contiguous().to(self.accelerator.device)).to(t.device)
 
+    def acting(self):
+        """The policy rollouts sample with: the old policy where one is kept, else the trained one."""
+        return self.old_policy.active() if self.old_policy else contextlib.nullcontext()
+
     def save_checkpoint(self, done: int) -> Path:
         """Every process takes part (under FSDP gathering the full weights and optimizer state is
         collective), the main process writes, and nobody goes on before the checkpoint is complete."""
@@ -194,7 +203,7 @@ class Trainer:
         optimizer = optimizer_state(self.wrapped, self.optimizer, self.sharded)
         if self.is_main:
             save_checkpoint(self.out_dir, done, self.model, weights, optimizer, self.cfg.to_dict(),
-                            self.transformer_config)
+                            self.transformer_config, self.old_policy.state() if self.old_policy else None)
         acc.wait_for_everyone()
         self.good_checkpoints.append(checkpoint_dir(self.out_dir, done))
         return self.good_checkpoints[-1]
@@ -252,7 +261,7 @@ class Trainer:
         prompts = batch[first:first + P]
         cond = {k: v.to(acc.device) for k, v in self.model.encode_prompts(prompts).items()}
 
-        with torch.no_grad():
+        with torch.no_grad(), self.acting():
             rollout = self.algorithm.rollout(runner, cond, RolloutNoise.seeded(seed, it, first, P), it)
         rollout_evals, rollout_model_s = runner.evaluations, runner.seconds
         t_rollout = time.perf_counter()
@@ -348,9 +357,11 @@ class Trainer:
         per_step = cfg.train.optimizer_step == "per_step"
         out = forward_loss_backward(self.runner, rollout.forward, rollout.prompt_idx, cond, self.algorithm.grid,
                                     a.nft_beta, a.adv_clamp, a.kl_beta, self.accelerator.backward, self.reference,
-                                    step=step if per_step else None)
+                                    step=step if per_step else None, old=self.acting)
         if not per_step:
             step()
+        if self.old_policy:
+            self.old_policy.update()
         out["grad_norm"], out["grad_norm_max"] = float(np.mean(grad_norms)), float(np.max(grad_norms))
         return self.reduce_stats(out)
 

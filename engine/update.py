@@ -2,6 +2,7 @@
 and DiffusionNFT's forward-process loss on clean samples."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import torch
@@ -62,13 +63,14 @@ def policy_loss_backward(runner: VelocityRunner, t: Transition, cond: Cond, grid
 
 def forward_loss_backward(runner: VelocityRunner, samples: ForwardSamples, prompt_idx: torch.Tensor, cond: Cond,
                           grid: torch.Tensor, beta: float, clamp: float, kl_beta: float, backward, reference,
-                          step=None) -> dict:
+                          step=None, old=contextlib.nullcontext) -> dict:
     """DiffusionNFT's update: backpropagate the mean nft_loss over every (member, time) row.
 
     The old policy's velocities are computed first, over the same chunks the training forward
     uses, so before the first optimizer step v equals v_old exactly (`old_deviation` = 0 there).
     `step`, when given, is called after each time column's rows (one optimizer step per column);
-    otherwise the whole loss accumulates into one gradient.
+    otherwise the whole loss accumulates into one gradient. `old` is a context manager within which
+    the model is the old policy (an EMA of the trained weights; by default the trained weights).
     """
     members, times = samples.time_idx.shape
     x0 = samples.x0[:, None].expand(members, times, *samples.x0.shape[1:])
@@ -78,7 +80,7 @@ def forward_loss_backward(runner: VelocityRunner, samples: ForwardSamples, promp
     # Columns: one per drawn time, each holding every member once (per-column optimizer steps).
     columns = [(x_t[:, j], s[:, j], x0[:, j]) for j in range(times)]
     chunks = runner.chunks(members)
-    with torch.no_grad():
+    with torch.no_grad(), old():
         v_old = [torch.cat([runner.one_chunk(x[c], sj[c], cond, prompt_idx[c]) for c in chunks]) for x, sj, _ in columns]
     losses, deviations, kls = [], [], []
     scale = 1.0 / members if step else 1.0 / (members * times)
@@ -102,6 +104,6 @@ def forward_loss_backward(runner: VelocityRunner, samples: ForwardSamples, promp
     return {
         "loss": torch.cat(losses).mean().item(),
         "old_deviation": torch.cat(deviations).mean().item(),
-        "old_deviation_first": deviations[0].max().item(),  # before any step: exactly 0
+        "old_deviation_first": deviations[0].max().item(),  # before any step: exactly 0 (no EMA old policy)
         **({"kl": torch.cat(kls).mean().item()} if kls else {}),
     }

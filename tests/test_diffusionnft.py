@@ -125,3 +125,33 @@ def test_the_kl_term_measures_the_velocity_against_the_adapter_disabled_model(sm
     first, second = Trainer(cfg, tmp_path).run(progress=False)
     assert first["kl"] == 0.0  # a fresh LoRA is the reference: nothing moved yet
     assert second["kl"] > 0
+
+
+def test_the_ema_old_policy_lags_the_trained_weights_and_resumes_exactly(small_config, tmp_path):
+    cfg = small_config("algorithm.name=diffusionnft", "algorithm.nft_old_decay=0.5", "train.iterations=4",
+                       "train.checkpoint_every=2", "train.learning_rate=1e-2", "train.optimizer_step=per_iteration")
+    trainer = Trainer(cfg, tmp_path / "straight")
+    start = [p.detach().clone() for p in trainer.params]
+    first = trainer.iteration(0)
+    assert first["old_deviation_first"] == 0.0  # the old policy starts as the trained weights
+    for old, p, p0 in zip(trainer.old_policy.weights, trainer.params, start):
+        assert torch.allclose(old, 0.5 * p0 + 0.5 * p.detach())  # theta_old <- d theta_old + (1 - d) theta
+    with trainer.acting():  # rollouts sample with the old policy; on exit the trained weights are back
+        assert all(torch.equal(p, old) for p, old in zip(trainer.params, trainer.old_policy.weights))
+    assert not any(torch.equal(p, old) for p, old in zip(trainer.params, trainer.old_policy.weights))
+    straight = [first] + [trainer.iteration(it) for it in range(1, 4)]
+    assert straight[1]["old_deviation_first"] > 0  # the loss contrasts against the lagging old policy
+
+    interrupted = Trainer(cfg, tmp_path / "resumed")
+    for it in range(3):  # the checkpoint after 2 (old policy included), then iteration 2 is lost
+        interrupted.iteration(it)
+    resumed = Trainer(cfg, tmp_path / "resumed", resume=True)
+    for a, b in zip(straight[2:], resumed.run(progress=False), strict=True):
+        assert (a["loss"], a["old_deviation_first"], a["reward"]) == (b["loss"], b["old_deviation_first"], b["reward"])
+
+
+def test_the_ema_old_policy_is_diffusionnft_only(small_config):
+    from engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="only DiffusionNFT keeps an old policy"):
+        small_config("algorithm.nft_old_decay=0.5")

@@ -80,11 +80,13 @@ def train(out, processes: int, prompts_per_process: int, overrides: list[str], r
     return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
 
 
+# Two processes cost about 10 s a case: the global-std and E-GRPO cases run with `make test-slow`.
 @pytest.mark.parametrize("algorithm, interrupted", [
     (["algorithm.name=g2rpo"], True),
-    (["algorithm.name=flowgrpo", "algorithm.global_std=true"], False),
+    pytest.param(["algorithm.name=flowgrpo", "algorithm.global_std=true"], False, marks=pytest.mark.slow),
     (["algorithm.name=diffusionnft"], False),
-], ids=["g2rpo-resumed", "flowgrpo-global-std", "diffusionnft"])
+    pytest.param(["algorithm.name=egrpo", "algorithm.merge_steps=[1,2]"], False, marks=pytest.mark.slow),
+], ids=["g2rpo-resumed", "flowgrpo-global-std", "diffusionnft", "egrpo-merged"])
 def test_two_processes_train_like_one_with_the_global_batch(tmp_path, algorithm, interrupted):
     one = train(tmp_path / "one", 1, 2, algorithm)
     if interrupted:  # the two-process run stops after its first checkpoint and resumes from it

@@ -113,6 +113,7 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(ti
     assert all((a[k] == b[k]).all() for k in a)  # resume is exact
 
 
+@pytest.mark.slow  # about 15 s: a second full invocation of a tiny study
 def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path, monkeypatch):
     from engine import evaluate as engine_evaluate
     from engine.study.__main__ import run_plan

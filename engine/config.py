@@ -107,6 +107,9 @@ class AlgorithmConfig:
     # DiffusionNFT: the old policy is an EMA of the trained weights with this decay per iteration (the
     # authors'; engine/old_policy.py); 0: the policy at the start of each iteration (the rollout's)
     nft_old_decay: Annotated[Float, rule(lambda d: 0 <= d < 1, "must be in [0, 1)")] = 0.0
+    # DiffusionNFT: False gives members below their group's mean r = 1/2 (no push away from them): the
+    # loss then learns from the better samples only, like reward-filtered fine-tuning (authors: True)
+    nft_negatives: Bool = True
 
 
 @dataclass(config=SCHEMA)

@@ -155,3 +155,20 @@ def test_the_ema_old_policy_is_diffusionnft_only(small_config):
 
     with pytest.raises(ConfigError, match="only DiffusionNFT keeps an old policy"):
         small_config("algorithm.nft_old_decay=0.5")
+
+
+def test_without_negatives_the_worse_half_of_a_group_is_not_pushed(small_config):
+    from engine.algorithms import build_algorithm
+    from engine.models import build_model
+    from engine.models.base import VelocityRunner
+    from engine.rollout import RolloutNoise
+
+    cfg = small_config("algorithm.name=diffusionnft", "algorithm.nft_negatives=false")
+    model = build_model(cfg.model)
+    algorithm = build_algorithm(cfg)
+    out = algorithm.rollout(VelocityRunner(model, 64), model.encode_prompts(cfg.training_prompts()[:2]),
+                            RolloutNoise.seeded(0, 0, 0, 2), 0)
+    rewards = torch.arange(8.0)[None]  # two groups of 4, each with a worse and a better half
+    algorithm.advantages(out, rewards, torch.ones(1))
+    r = out.forward.optimality.reshape(2, 4)
+    assert torch.equal(r[:, :2], torch.full((2, 2), 0.5)) and (r[:, 2:] > 0.5).all()

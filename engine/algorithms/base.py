@@ -71,5 +71,6 @@ class Algorithm(ABC):
         for t in rollout.transitions:
             t.advantage = mixed.to(t.x_next.device)
         if rollout.forward is not None:
-            rollout.forward.optimality = optimality_probability(mixed, self.cfg.algorithm.adv_clamp).to(rollout.forward.x0.device)
+            kept = mixed if self.cfg.algorithm.nft_negatives else mixed.clamp(min=0)  # r = 1/2: no push
+            rollout.forward.optimality = optimality_probability(kept, self.cfg.algorithm.adv_clamp).to(rollout.forward.x0.device)
         return {}

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=int, help="model evaluations per run (default: --reference-iterations "
                         "iterations of G²RPO with Λ = {1,2,3})")
     parser.add_argument("--reference-iterations", type=int, help="default 40; --quick 2")
-    parser.add_argument("--methods", nargs="+", choices=[m.key for m in METHODS], help="default: all six")
+    parser.add_argument("--methods", nargs="+", choices=[m.key for m in METHODS], help="default: all of them")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for every method alike (e.g. algorithm.group_size=12, the paper's G)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cost table")

@@ -18,7 +18,7 @@ import numpy as np
 from engine.study.plan import CONFIGS, Plan
 from engine.study.runs import write_json
 
-ALGORITHMS = ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo")  # presets, at their defaults
+ALGORITHMS = ("g2rpo", "egrpo", "dancegrpo", "flowgrpo", "mixgrpo", "diffusionnft")  # presets, at their defaults
 SWEEP_ALGORITHMS = {"G": ALGORITHMS, "K": ("g2rpo",), "Λ": ("g2rpo",), "resolution": ALGORITHMS}
 SWEEP_LABELS = {"G": "group size G", "K": "branch steps |K| (K = {0..|K|−1})",
                 "Λ": "granularities |Λ| (Λ = {1..|Λ|})", "resolution": "resolution (tiny-flux, random weights)"}

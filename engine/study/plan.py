@@ -29,6 +29,8 @@ METHODS = (
     Method("dancegrpo", "DanceGRPO", "dancegrpo"),
     Method("flowgrpo", "Flow-GRPO", "flowgrpo"),
     Method("mixgrpo", "MixGRPO", "mixgrpo"),
+    Method("egrpo", "E-GRPO (merged steps)", "egrpo"),
+    Method("diffusionnft", "DiffusionNFT", "diffusionnft"),
 )
 REFERENCE = "g2rpo-L123"  # the budget is counted in iterations of the most expensive method
 # What every method trains, alike: the study's design (one prompt per iteration, preference) is kept

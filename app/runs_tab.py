@@ -1,4 +1,5 @@
-"""Runs: every run with its status, progress, ETA and latest reward; cancel, resume, delete, download.
+"""Runs: every run with its status, progress, ETA and latest reward; cancel, resume, delete, download;
+where the run's experiment trackers keep it.
 
 All of it is read from the database, so it survives restarts of the app and of the worker.
 """
@@ -122,6 +123,9 @@ def selection(run_id) -> tuple:
     parts = [f"Run #{run['id']} is **{run['status']}**."]
     if run["status"] in RESUMABLE:
         parts.append(f"Resume: {redo_note(run['id'])}.")
+    from engine.tracking import locations
+
+    parts += [f"{line}." for line in locations(run["config"], run["folder"])]
     checkpoints = api.checkpoints(run["id"])
     if checkpoints:
         parts.append(f"Latest checkpoint `{checkpoints[-1]['path']}`.")

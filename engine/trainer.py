@@ -1,7 +1,8 @@
 """The training loop: rollout, reward, advantages, policy update, records, checkpoints.
 
 Runs on `accelerate` (device, mixed precision, multi-process data parallel where each process
-owns whole groups), with LoRA through `peft` or full fine-tuning, AdamW and grad-norm clipping.
+owns whole groups, experiment trackers: engine/tracking.py), with LoRA through `peft` or full
+fine-tuning, AdamW and grad-norm clipping.
 
 Data parallel gives the result of one process with the whole global batch: the batch's prompts are
 drawn from (seed, iteration) alone and each process takes a contiguous slice; every group's noise
@@ -25,6 +26,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
+from engine import tracking
 from engine.algorithms import build_algorithm
 from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
@@ -42,9 +44,12 @@ from engine.update import forward_loss_backward, policy_loss_backward
 
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, sink: RecordSink | None = None, resume: bool = False,
-                 accelerator: Accelerator | None = None):
+                 accelerator: Accelerator | None = None, run_name: str | None = None):
+        """`run_name`: the run's name at the experiment trackers (default: the run folder's name)."""
         self.cfg, self.out_dir = cfg, Path(out_dir)
-        self.accelerator = accelerator or Accelerator(mixed_precision=cfg.train.mixed_precision)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=cfg.train.mixed_precision, log_with=cfg.train.log_with or None,
+            project_dir=self.out_dir / tracking.FOLDER)
         device = self.accelerator.device
         launched = os.environ.get("ACCELERATE_MIXED_PRECISION")  # `accelerate launch` sets it
         if launched and launched != self.accelerator.mixed_precision and self.accelerator.is_main_process:
@@ -108,6 +113,7 @@ class Trainer:
         if sink is None and self.is_main:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
         self.sink = sink
+        self.tracking = tracking.Tracking(self.accelerator, cfg.to_dict(), self.out_dir, run_name or self.out_dir.name)
 
     # ------------------------------------------------------------------ helpers
 
@@ -310,6 +316,7 @@ class Trainer:
         self.require_finite_record(record, it)
         if self.sink is not None:
             self.sink.write(record)
+        self.tracking.log(record)
         return record
 
     def optimizer_step(self, it: int) -> float:
@@ -382,8 +389,13 @@ class Trainer:
         records = []
         bar = tqdm(range(self.start_iteration, self.cfg.train.iterations), initial=self.start_iteration,
                    total=self.cfg.train.iterations, disable=not (progress and self.is_main), desc=self.cfg.algorithm.name)
-        for it in bar:
-            record = self.iteration(it)
-            records.append(record)
-            bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
+        completed = False
+        try:
+            for it in bar:
+                record = self.iteration(it)
+                records.append(record)
+                bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
+            completed = True
+        finally:
+            self.tracking.finish(completed)
         return records

@@ -2,7 +2,7 @@
 
 Runs on `accelerate` (device, mixed precision, multi-process data parallel where each process
 owns whole groups, experiment trackers: engine/tracking.py), with LoRA through `peft` or full
-fine-tuning, AdamW and grad-norm clipping.
+fine-tuning, AdamW and grad-norm clipping. A LoRA checkpoint carries its model card (engine/model_card.py).
 
 Data parallel gives the result of one process with the whole global batch: the batch's prompts are
 drawn from (seed, iteration) alone and each process takes a contiguous slice; every group's noise
@@ -32,6 +32,7 @@ from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights
                                save_checkpoint)
 from engine.config import Config, ConfigError
 from engine.errors import NonFiniteError
+from engine.model_card import CardFacts, lora_card
 from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.old_policy import OldPolicy
@@ -114,6 +115,9 @@ class Trainer:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
         self.sink = sink
         self.tracking = tracking.Tracking(self.accelerator, cfg.to_dict(), self.out_dir, run_name or self.out_dir.name)
+        # What the LoRA's model card says the run measured (engine/model_card.py), from the records kept so far
+        self.card_facts = (CardFacts.from_jsonl(self.out_dir / "records.jsonl", self.start_iteration)
+                           if self.is_main and cfg.lora.enabled else None)
 
     # ------------------------------------------------------------------ helpers
 
@@ -197,7 +201,7 @@ class Trainer:
         """The policy rollouts sample with: the old policy where one is kept, else the trained one."""
         return self.old_policy.active() if self.old_policy else contextlib.nullcontext()
 
-    def save_checkpoint(self, done: int) -> Path:
+    def save_checkpoint(self, done: int, record: dict | None = None) -> Path:
         """Every process takes part (under FSDP gathering the full weights and optimizer state is
         collective), the main process writes, and nobody goes on before the checkpoint is complete."""
         acc = self.accelerator
@@ -208,8 +212,10 @@ class Trainer:
             weights = acc.get_state_dict(self.wrapped)  # full (unsharded) on the main process
         optimizer = optimizer_state(self.wrapped, self.optimizer, self.sharded)
         if self.is_main:
+            # the LoRA's card says what the run measured up to this iteration
+            card = self.card_facts and str(lora_card(self.cfg.to_dict(), self.card_facts.with_record(record), done))
             save_checkpoint(self.out_dir, done, self.model, weights, optimizer, self.cfg.to_dict(),
-                            self.transformer_config, self.old_policy.state() if self.old_policy else None)
+                            self.transformer_config, self.old_policy.state() if self.old_policy else None, card)
         acc.wait_for_everyone()
         self.good_checkpoints.append(checkpoint_dir(self.out_dir, done))
         return self.good_checkpoints[-1]
@@ -309,7 +315,7 @@ class Trainer:
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
             record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
-            record["checkpoint"] = str(self.save_checkpoint(done).relative_to(self.out_dir))
+            record["checkpoint"] = str(self.save_checkpoint(done, record).relative_to(self.out_dir))
         end = time.perf_counter()
         record["time"] = {"rollout": t_rollout - start, "reward": t_reward - t_rollout, "train": t_train - t_reward,
                           "model_calls": runner.seconds, "rollout_model_calls": rollout_model_s, "total": end - start}
@@ -317,6 +323,8 @@ class Trainer:
         if self.sink is not None:
             self.sink.write(record)
         self.tracking.log(record)
+        if self.card_facts is not None:
+            self.card_facts.add(record)
         return record
 
     def optimizer_step(self, it: int) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jobs import api
+from jobs import api, settings
 
 
 def _progress(run: dict) -> str:
@@ -52,6 +52,7 @@ def _wait(run_id: int) -> int:
 
 
 def main(argv=None) -> int:
+    settings.use_space_storage()  # HF_HOME on a Space's storage, before a push imports huggingface_hub
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit", help="validate a config and queue a run")

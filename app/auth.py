@@ -1,4 +1,4 @@
-"""Optional login: launching, resuming, cancelling, deleting and downloading runs need it.
+"""Optional login: launching, resuming, cancelling, deleting, downloading and pushing runs need it.
 
 Two ways in, either enough:
 - a password (G2RPO_PASSWORD), typed in the page or sent to the API's /login. Failed attempts are

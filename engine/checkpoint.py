@@ -1,8 +1,9 @@
 """Checkpoints: the trained weights in a format stock diffusers loads, plus what an exact resume needs.
 
 A LoRA run saves `pytorch_lora_weights.safetensors` (diffusers' LoRA format) with its model card
-`README.md`, and the adapter's parameters as `trainable.safetensors`; a full fine-tuning run saves the whole transformer as a
-diffusers model folder `transformer/` (sharded past 10 GB), its only copy of the weights.
+`README.md`, and the adapter's parameters as `trainable.safetensors`; a full fine-tuning run saves
+the whole transformer as a diffusers model folder `transformer/` (sharded past 10 GB), its only
+copy of the weights.
 `training_state.pt` holds the iteration, the optimizer state, the config (and DiffusionNFT's EMA old policy).
 
 Under multi-process training every process calls the functions that gather state (under FSDP that
@@ -29,10 +30,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from engine.errors import CheckpointError
+from engine.model_card import CARD
 from engine.models.base import FlowModel
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-CARD = "README.md"  # the model card (engine/model_card.py)
 TRAINABLE = "trainable.safetensors"
 TRANSFORMER = "transformer"
 FULL_WEIGHTS = "diffusion_pytorch_model{suffix}.safetensors"  # diffusers' names, so from_pretrained loads it

@@ -139,9 +139,10 @@ def _usage(config: dict, where: str) -> str:
     model, s = config["model"], config["sampling"]
     if model["name"] not in PIPELINES:
         what = "the built-in model" if model["name"] == "builtin" else "the random-weight test model `tiny-flux`"
+        evaluate = f"python -m engine.evaluate --prompts eval --seeds 4 --lora {where}"
+        adapter = f'model.transformer.load_lora_adapter("{where}", prefix="transformer")'
         return (f"The base is {what} of G²RPO studio, which ships with its code; score this LoRA on the held-out "
-                f"prompts with every reward:\n\n```bash\npython -m engine.evaluate --prompts eval --seeds 4 --lora {where}\n```\n\n"
-                f"or load it into the transformer: `model.transformer.load_lora_adapter(\"{where}\", prefix=\"transformer\")`.")
+                f"prompts with every reward:\n\n```bash\n{evaluate}\n```\n\nor load it into the transformer: `{adapter}`.")
     from engine.models import PIPELINE_DEFAULTS
 
     defaults = PIPELINE_DEFAULTS[model["name"]]
@@ -150,6 +151,7 @@ def _usage(config: dict, where: str) -> str:
     guidance = defaults["guidance"] if model.get("guidance") is None else model["guidance"]
     pipeline, steps = PIPELINES[model["name"]], s["steps"]
     dynamic = "use_dynamic_shifting=False, " if model["name"] == "flux" else ""
+    prompt = (config.get("sample_prompts") or ["a prompt"])[0].replace('"', "'")
     return f"""```python
 import numpy as np, torch
 from diffusers import {pipeline}, FlowMatchEulerDiscreteScheduler
@@ -158,7 +160,7 @@ pipe = {pipeline}.from_pretrained("{base}", torch_dtype=torch.bfloat16).to("cuda
 pipe.load_lora_weights("{where}")
 # the training's time grid: shift {s['shift']:g}, no resolution-dependent shift
 pipe.scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config, {dynamic}shift={s['shift']:g})
-image = pipe("a prompt", height={resolution}, width={resolution}, guidance_scale={guidance:g},
+image = pipe("{prompt}", height={resolution}, width={resolution}, guidance_scale={guidance:g},
              num_inference_steps={steps}, sigmas=np.linspace(1, 1 / {steps}, {steps})).images[0]
 ```"""
 

@@ -34,8 +34,8 @@ def metrics_csv(run_id: int) -> str:
     return out.getvalue()
 
 
-def contents(run_id: int) -> dict[str, bytes | Path]:
-    """Archive name -> bytes, or a file to copy."""
+def contents(run_id: int, repo_id: str | None = None) -> dict[str, bytes | Path]:
+    """Archive name -> bytes, or a file to copy. `repo_id`: the Hub repository the LoRA goes to (its card says so)."""
     run = runs.get(run_id)
     folder = settings.run_dir(run_id)
     records = queries.records(run_id)
@@ -55,29 +55,33 @@ def contents(run_id: int) -> dict[str, bytes | Path]:
         checkpoint = folder / run.last_checkpoint
         if (checkpoint / LORA_WEIGHTS).exists():
             files[f"{LORA}/{LORA_WEIGHTS}"] = checkpoint / LORA_WEIGHTS
-            files.update(lora_files(run_id, run.config, int(checkpoint.name.removeprefix("iter_")), samples, records))
+            files.update(lora_files(run_id, run.config, int(checkpoint.name.removeprefix("iter_")), samples, records,
+                                    repo_id))
         for path in sorted((checkpoint / "transformer").glob("*")):  # full fine-tuning
             files[f"transformer/{path.name}"] = path
     return files
 
 
-def lora_files(run_id: int, config: dict, trained: int, samples: list[dict], records: list[dict]) -> dict[str, bytes | Path]:
-    """The LoRA folder's card and images: the newest samples of the checkpoint's policy (or an earlier one)."""
+def lora_files(run_id: int, config: dict, trained: int, samples: list[dict], records: list[dict],
+               repo_id: str | None = None) -> dict[str, bytes | Path]:
+    """The LoRA folder's card and images: the newest samples of the checkpoint's policy (or an
+    earlier one), the training rewards of the iterations before the checkpoint."""
     folder = settings.run_dir(run_id)
     shown = [s for s in samples if s["trained"] <= trained and (folder / s["path"]).exists()]
     newest = max((s["trained"] for s in shown), default=None)
     images = {f"images/{Path(s['path']).name}": s for s in shown if s["trained"] == newest}
-    facts = CardFacts.from_records(records)
+    facts = CardFacts.from_records(r for r in records if r["iteration"] < trained)
     facts.evaluations = queries.evaluations(run_id)  # the database's: the trainer's and any added later
-    card = lora_card(config, facts, trained, [(name, s["prompt"]) for name, s in images.items()])
+    card = lora_card(config, facts, trained, [(name, s["prompt"]) for name, s in images.items()], repo_id)
     return {f"{LORA}/{CARD}": str(card).encode(), **{f"{LORA}/{name}": folder / s["path"] for name, s in images.items()}}
 
 
-def export_run(run_id: int, out: str | Path | None = None) -> Path:
-    """Write `out` (default data/exports/run-ID.zip); a path without .zip is written as a folder."""
+def export_run(run_id: int, out: str | Path | None = None, repo_id: str | None = None) -> Path:
+    """Write `out` (default data/exports/run-ID.zip); a path without .zip is written as a folder.
+    `repo_id`: the Hub repository the LoRA is pushed to, which its card names."""
     out = Path(out) if out else settings.data_dir() / "exports" / f"run-{run_id}.zip"
     out.parent.mkdir(parents=True, exist_ok=True)
-    files = contents(run_id)
+    files = contents(run_id, repo_id)
     if out.suffix == ".zip":
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
             for name, data in files.items():

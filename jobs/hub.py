@@ -45,7 +45,7 @@ def push(run_id: int, repo_id: str, private: bool = False) -> str:
                         "secret) or run `hf auth login`; nothing was uploaded")
     with tempfile.TemporaryDirectory(prefix=f"g2rpo-push-{run_id}-") as tmp:
         folder = Path(tmp) / "export"
-        export.export_run(run_id, folder)
+        export.export_run(run_id, folder, repo_id)
         lora = folder / export.LORA
         if not (lora / export.LORA_WEIGHTS).exists():
             raise PushError(f"run {run_id} has no LoRA to push (a full fine-tune's transformer is not pushed here)")

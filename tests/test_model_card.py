@@ -136,3 +136,26 @@ def test_a_push_that_cannot_reach_the_hub_says_so_and_uploads_nothing(tokenless,
         api.push(tokenless, "someone/a-lora")
     assert main(["push", str(tokenless), "someone/a-lora"]) == 1
     assert "Nothing of this push was uploaded" in capsys.readouterr().err
+
+
+def test_a_push_uploads_the_lora_folder_in_one_commit_with_a_card_naming_the_repository(tokenless, monkeypatch):
+    """What reaches the Hub client: one upload_folder call with the weights, the card and its images
+    (the Hub's side is not contacted: the client's two calls are recorded instead)."""
+    from huggingface_hub import HfApi
+
+    calls = []
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
+
+    def upload_folder(self, repo_id, folder_path, **kw):
+        files = sorted(str(p.relative_to(folder_path)) for p in folder_path.rglob("*") if p.is_file())
+        calls.append(("upload_folder", repo_id, files, (folder_path / "README.md").read_text()))
+        return type("CommitInfo", (), {"commit_url": f"https://huggingface.co/{repo_id}/commit/0"})()
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    assert api.push(tokenless, "someone/a-lora") == "https://huggingface.co/someone/a-lora/commit/0"
+    (create, upload) = calls
+    assert create[:2] == ("create_repo", "someone/a-lora") and create[2]["exist_ok"] is True
+    _, repo, files, card = upload
+    assert files == ["README.md", "images/00.png", "pytorch_lora_weights.safetensors"]
+    assert '# someone/a-lora' in card and 'pipe.load_lora_weights("someone/a-lora")' in card

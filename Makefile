@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-slow bench
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-trackers.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)

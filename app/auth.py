@@ -1,4 +1,4 @@
-"""Optional login: launching, resuming, cancelling, deleting and downloading runs need it.
+"""Optional login: launching, resuming, cancelling, deleting, downloading and pushing runs need it.
 
 Two ways in, either enough:
 - a password (G2RPO_PASSWORD), typed in the page or sent to the API's /login. Failed attempts are
@@ -99,8 +99,8 @@ def log_in(password: str, request: gr.Request = None) -> tuple[bool, str]:
 def guard(authorized: bool, profile: gr.OAuthProfile | None = None) -> None:
     if required() and not authorized and not allowed(profile):
         ways = " or sign in with Hugging Face" if oauth_offered() else ""
-        raise gr.Error(f"Log in first (this app sets {PASSWORD_ENV}{ways}): launching, cancelling, deleting "
-                       "and downloading runs need it.")
+        raise gr.Error(f"Log in first (this app sets {PASSWORD_ENV}{ways}): launching, cancelling, deleting, "
+                       "downloading and pushing runs need it.")
 
 
 def login_row(authorized: gr.State) -> None:

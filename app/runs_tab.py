@@ -1,4 +1,5 @@
-"""Runs: every run with its status, progress, ETA and latest reward; cancel, resume, delete, download.
+"""Runs: every run with its status, progress, ETA and latest reward; cancel, resume, delete, download,
+push the LoRA to the Hub; where the run's experiment trackers keep it.
 
 All of it is read from the database, so it survives restarts of the app and of the worker.
 """
@@ -122,6 +123,9 @@ def selection(run_id) -> tuple:
     parts = [f"Run #{run['id']} is **{run['status']}**."]
     if run["status"] in RESUMABLE:
         parts.append(f"Resume: {redo_note(run['id'])}.")
+    from engine.tracking import locations
+
+    parts += [f"{line}." for line in locations(run["config"], run["folder"])]
     checkpoints = api.checkpoints(run["id"])
     if checkpoints:
         parts.append(f"Latest checkpoint `{checkpoints[-1]['path']}`.")
@@ -164,6 +168,22 @@ def download(profile: gr.OAuthProfile | None, authorized: bool, run_id) -> str:
     return str(api.export(run_id, folder / f"run-{run_id}.zip"))
 
 
+def push(profile: gr.OAuthProfile | None, authorized: bool, run_id, repo: str) -> str:
+    """The run's latest LoRA, with its model card and samples, to a Hub model repository as one
+    commit, with the app's token (HF_TOKEN: a Space secret)."""
+    from jobs import api
+
+    auth.guard(authorized, profile)  # it writes with the operator's token
+    run_id = selected_id(run_id)
+    repo = (repo or "").strip()
+    if not repo:
+        raise gr.Error("Name the Hub repository to push to (user/name).")
+    try:
+        return f"Run #{run_id}'s LoRA pushed: {api.push(run_id, repo)}"
+    except (api.JobError, api.HubError) as err:
+        raise gr.Error(str(err)) from None
+
+
 @user_errors
 def runs_api() -> list[dict]:
     """API: every run (newest first) with the table's columns."""
@@ -180,6 +200,10 @@ def build(authorized: gr.State) -> dict:
         resume_button = gr.Button("Resume", elem_id="resume-button", **off)
         delete_button = gr.Button("Delete…", variant="stop", elem_id="delete-button", **off)
         export = gr.Button("Download LoRA", elem_id="download-button", **off)
+    with gr.Row():
+        repo = gr.Textbox(label="Hub repository (user/name)", elem_id="push-repo", scale=3,
+                          placeholder="a model repository; the app's HF_TOKEN writes it")
+        push_button = gr.Button("Push LoRA to the Hub", elem_id="push-button", scale=1)
     about = gr.Markdown(elem_id="selected-info")
     with gr.Row(visible=False, elem_id="delete-confirm-row") as confirm_row:
         confirm_text = gr.Markdown()
@@ -214,5 +238,9 @@ def build(authorized: gr.State) -> dict:
         hidden = gr.Button(visible=False)
         hidden.click(user_errors(ACTIONS[action]), [authorized, selected], message, api_name=action).then(**after)
     export.click(download, [authorized, selected], archive, api_name="download")
+    push_button.click(in_message_line(push, 0), [authorized, selected, repo], message, api_name="push_page",
+                      api_visibility="private")  # the API's /push (below) raises instead
+    hidden = gr.Button(visible=False)
+    hidden.click(user_errors(push), [authorized, selected, repo], message, api_name="push")
     gr.api(runs_api, api_name="runs")
     return {"selected": selected, "grid": grid}

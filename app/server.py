@@ -69,6 +69,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
+    from jobs import settings
+
+    if settings.use_space_storage():  # before gradio and the worker import huggingface_hub
+        log.info("Space storage: data in %s, Hugging Face cache in %s", settings.data_dir(), os.environ["HF_HOME"])
     from jobs import db
     from jobs.settings import StorageError
 

@@ -1,8 +1,9 @@
 """Checkpoints: the trained weights in a format stock diffusers loads, plus what an exact resume needs.
 
-A LoRA run saves `pytorch_lora_weights.safetensors` (diffusers' LoRA format) and the adapter's
-parameters as `trainable.safetensors`; a full fine-tuning run saves the whole transformer as a
-diffusers model folder `transformer/` (sharded past 10 GB), its only copy of the weights.
+A LoRA run saves `pytorch_lora_weights.safetensors` (diffusers' LoRA format) with its model card
+`README.md`, and the adapter's parameters as `trainable.safetensors`; a full fine-tuning run saves
+the whole transformer as a diffusers model folder `transformer/` (sharded past 10 GB), its only
+copy of the weights.
 `training_state.pt` holds the iteration, the optimizer state, the config (and DiffusionNFT's EMA old policy).
 
 Under multi-process training every process calls the functions that gather state (under FSDP that
@@ -29,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from engine.errors import CheckpointError
+from engine.model_card import CARD
 from engine.models.base import FlowModel
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -122,9 +124,10 @@ def resume_checkpoint(out_dir: Path, lora: bool, say=warnings.warn) -> Path | No
     return None
 
 
-def export_lora(model: FlowModel, folder: Path) -> None:
+def export_lora(model: FlowModel, folder: Path, card: str | None = None) -> None:
     """Save the transformer's LoRA as diffusers' `pytorch_lora_weights.safetensors`, with the
-    adapter metadata (rank, alpha, targets) so `pipe.load_lora_weights(folder)` scales it right."""
+    adapter metadata (rank, alpha, targets) so `pipe.load_lora_weights(folder)` scales it right,
+    and its model card (`card`, engine/model_card.py) as README.md."""
     from diffusers.loaders import lora_pipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
@@ -134,6 +137,8 @@ def export_lora(model: FlowModel, folder: Path) -> None:
     loader = getattr(lora_pipeline, model.lora_loader)
     loader.save_lora_weights(folder, transformer_lora_layers=layers,
                              transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
+    if card is not None:
+        (Path(folder) / CARD).write_text(card)
 
 
 def optimizer_state(model: nn.Module, optimizer, sharded: bool) -> dict:
@@ -150,11 +155,12 @@ def optimizer_state(model: nn.Module, optimizer, sharded: bool) -> dict:
 
 def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: dict[str, torch.Tensor], optimizer: dict,
                     config: dict, transformer_config: str | None = None,
-                    old_policy: list[torch.Tensor] | None = None) -> Path:
+                    old_policy: list[torch.Tensor] | None = None, card: str | None = None) -> Path:
     """Save after `iteration` completed iterations (main process only); returns the checkpoint folder.
 
     `weights`: the LoRA parameters, or with `transformer_config` (the transformer's diffusers config
-    JSON, taken before any wrapper renamed its class) the full fine-tuned state dict, unsharded."""
+    JSON, taken before any wrapper renamed its class) the full fine-tuned state dict, unsharded.
+    `card`: the LoRA's model card (README.md beside its weights)."""
     from huggingface_hub import save_torch_state_dict
 
     final = checkpoint_dir(out_dir, iteration)
@@ -163,7 +169,7 @@ def save_checkpoint(out_dir: Path, iteration: int, model: FlowModel, weights: di
     tmp.mkdir(parents=True)
     weights = {name: value.detach().cpu().contiguous() for name, value in weights.items()}
     if transformer_config is None:
-        export_lora(model, tmp)
+        export_lora(model, tmp, card)
         save_file(weights, tmp / TRAINABLE)
     else:
         (tmp / TRANSFORMER).mkdir()

@@ -9,6 +9,7 @@ rewards and prompt files. Nothing here imports torch (the UI validates with it).
 from __future__ import annotations
 
 import copy
+import re
 import dataclasses
 import typing
 from dataclasses import field
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from engine.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, limited,
                            non_empty, one_of, problems_of, rule)
 from engine.files import local_source_refused, read_prompts, refused
 from engine.limits import excerpt, limit, too_large
+from engine.tracking import TRACKERS, problems as tracker_problems
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
@@ -48,6 +50,13 @@ Count = Annotated[Int, at_least(1)]
 
 def items(limit: str):
     return limited(limit, len)
+
+
+def _tracker_list(value):
+    """`--set train.log_with=tensorboard` names one tracker; "none" names none."""
+    if isinstance(value, str):
+        return [] if value == "none" else [value]
+    return value
 
 
 @dataclass(config=SCHEMA)
@@ -139,6 +148,13 @@ class TrainConfig:
     # Rows of the fixed probe batch on which every iteration records how far the policy moved
     # (relative change of the velocity against the base model); 0 records nothing.
     movement_probe: Annotated[Int, at_least(0, "must be >= 0 (0: not recorded)"), limited("movement_probe")] = 8
+    # Experiment trackers fed every record through accelerate (engine/tracking.py): tensorboard, wandb,
+    # trackio, several as a list; "none" or [] logs only to the records (and the database)
+    log_with: Annotated[list[Annotated[Name, one_of(TRACKERS, "tracker")]], BeforeValidator(_tracker_list),
+                        rule(lambda v: len(set(v)) == len(v), "a tracker is named twice")] = field(default_factory=list)
+    tracker_project: Annotated[Name, rule(lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) is not None,
+                                          "letters, digits, '.', '_' and '-' (at most 100, a letter or digit first)")
+                               ] = "g2rpo"  # the W&B and Trackio project, TensorBoard's folder
 
 
 @dataclass(config=SCHEMA)
@@ -328,6 +344,7 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
          f"train.betas: two values in [0, 1), got {excerpt(t.betas)}")
     errors.extend(_reward_problems(cfg, read_from))
+    errors.extend(tracker_problems(t.log_with))
     need(cfg.prompts is None or cfg.prompts_file is None, "prompts_file: give prompts or prompts_file, not both")
     need(cfg.eval_prompts is None or cfg.eval_prompts_file is None,
          "eval_prompts_file: give eval_prompts or eval_prompts_file, not both")

@@ -1,7 +1,8 @@
 """The training loop: rollout, reward, advantages, policy update, records, checkpoints.
 
 Runs on `accelerate` (device, mixed precision, multi-process data parallel where each process
-owns whole groups), with LoRA through `peft` or full fine-tuning, AdamW and grad-norm clipping.
+owns whole groups, experiment trackers: engine/tracking.py), with LoRA through `peft` or full
+fine-tuning, AdamW and grad-norm clipping. A LoRA checkpoint carries its model card (engine/model_card.py).
 
 Data parallel gives the result of one process with the whole global batch: the batch's prompts are
 drawn from (seed, iteration) alone and each process takes a contiguous slice; every group's noise
@@ -25,11 +26,13 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
+from engine import tracking
 from engine.algorithms import build_algorithm
 from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
 from engine.config import Config, ConfigError
 from engine.errors import NonFiniteError
+from engine.model_card import CardFacts, lora_card
 from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.old_policy import OldPolicy
@@ -42,9 +45,12 @@ from engine.update import forward_loss_backward, policy_loss_backward
 
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, sink: RecordSink | None = None, resume: bool = False,
-                 accelerator: Accelerator | None = None):
+                 accelerator: Accelerator | None = None, run_name: str | None = None):
+        """`run_name`: the run's name at the experiment trackers (default: the run folder's name)."""
         self.cfg, self.out_dir = cfg, Path(out_dir)
-        self.accelerator = accelerator or Accelerator(mixed_precision=cfg.train.mixed_precision)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=cfg.train.mixed_precision, log_with=cfg.train.log_with or None,
+            project_dir=self.out_dir / tracking.FOLDER)
         device = self.accelerator.device
         launched = os.environ.get("ACCELERATE_MIXED_PRECISION")  # `accelerate launch` sets it
         if launched and launched != self.accelerator.mixed_precision and self.accelerator.is_main_process:
@@ -108,6 +114,10 @@ class Trainer:
         if sink is None and self.is_main:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
         self.sink = sink
+        self.tracking = tracking.Tracking(self.accelerator, cfg.to_dict(), self.out_dir, run_name or self.out_dir.name)
+        # What the LoRA's model card says the run measured (engine/model_card.py), from the records kept so far
+        self.card_facts = (CardFacts.from_jsonl(self.out_dir / "records.jsonl", self.start_iteration)
+                           if self.is_main and cfg.lora.enabled else None)
 
     # ------------------------------------------------------------------ helpers
 
@@ -191,7 +201,7 @@ class Trainer:
         """The policy rollouts sample with: the old policy where one is kept, else the trained one."""
         return self.old_policy.active() if self.old_policy else contextlib.nullcontext()
 
-    def save_checkpoint(self, done: int) -> Path:
+    def save_checkpoint(self, done: int, record: dict | None = None) -> Path:
         """Every process takes part (under FSDP gathering the full weights and optimizer state is
         collective), the main process writes, and nobody goes on before the checkpoint is complete."""
         acc = self.accelerator
@@ -202,8 +212,10 @@ class Trainer:
             weights = acc.get_state_dict(self.wrapped)  # full (unsharded) on the main process
         optimizer = optimizer_state(self.wrapped, self.optimizer, self.sharded)
         if self.is_main:
+            # the LoRA's card says what the run measured up to this iteration
+            card = self.card_facts and str(lora_card(self.cfg.to_dict(), self.card_facts.with_record(record), done))
             save_checkpoint(self.out_dir, done, self.model, weights, optimizer, self.cfg.to_dict(),
-                            self.transformer_config, self.old_policy.state() if self.old_policy else None)
+                            self.transformer_config, self.old_policy.state() if self.old_policy else None, card)
         acc.wait_for_everyone()
         self.good_checkpoints.append(checkpoint_dir(self.out_dir, done))
         return self.good_checkpoints[-1]
@@ -303,13 +315,16 @@ class Trainer:
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
             record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
-            record["checkpoint"] = str(self.save_checkpoint(done).relative_to(self.out_dir))
+            record["checkpoint"] = str(self.save_checkpoint(done, record).relative_to(self.out_dir))
         end = time.perf_counter()
         record["time"] = {"rollout": t_rollout - start, "reward": t_reward - t_rollout, "train": t_train - t_reward,
                           "model_calls": runner.seconds, "rollout_model_calls": rollout_model_s, "total": end - start}
         self.require_finite_record(record, it)
         if self.sink is not None:
             self.sink.write(record)
+        self.tracking.log(record)
+        if self.card_facts is not None:
+            self.card_facts.add(record)
         return record
 
     def optimizer_step(self, it: int) -> float:
@@ -382,8 +397,13 @@ class Trainer:
         records = []
         bar = tqdm(range(self.start_iteration, self.cfg.train.iterations), initial=self.start_iteration,
                    total=self.cfg.train.iterations, disable=not (progress and self.is_main), desc=self.cfg.algorithm.name)
-        for it in bar:
-            record = self.iteration(it)
-            records.append(record)
-            bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
+        completed = False
+        try:
+            for it in bar:
+                record = self.iteration(it)
+                records.append(record)
+                bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
+            completed = True
+        finally:
+            self.tracking.finish(completed)
         return records

@@ -6,17 +6,19 @@
     python -m jobs cancel ID
     python -m jobs resume ID [--set train.iterations=200]
     python -m jobs export ID [--out run.zip | --out folder]
+    python -m jobs push ID USER/REPO [--private]     # the LoRA, its model card and samples to the Hub
     python -m jobs delete ID
 
 Training happens in a worker: `python -m jobs.worker`. Invalid input (and a data folder or
-database that cannot be used) exits with code 2 and one line on stderr, an unreachable queue with 1.
+database that cannot be used, a push without a token) exits with code 2 and one line on stderr, an
+unreachable queue or Hub with 1.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from jobs import api
+from jobs import api, settings
 
 
 def _progress(run: dict) -> str:
@@ -50,6 +52,7 @@ def _wait(run_id: int) -> int:
 
 
 def main(argv=None) -> int:
+    settings.use_space_storage()  # HF_HOME on a Space's storage, before a push imports huggingface_hub
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit", help="validate a config and queue a run")
@@ -70,6 +73,10 @@ def main(argv=None) -> int:
             p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
         if name == "export":
             p.add_argument("--out", help="a .zip file or a folder (default: DATA_DIR/exports/run-ID.zip)")
+    p = sub.add_parser("push", help="push a run's LoRA with its model card to a Hugging Face model repository")
+    p.add_argument("id", type=int)
+    p.add_argument("repo", help="the model repository, user/name (created if missing); the token is HF_TOKEN's")
+    p.add_argument("--private", action="store_true", help="create the repository private")
     args = parser.parse_args(argv)
 
     try:
@@ -97,6 +104,8 @@ def main(argv=None) -> int:
             print(f"run {args.id}: queued again; it continues from its last checkpoint")
         elif args.command == "export":
             print(f"run {args.id} exported to {api.export(args.id, args.out)}")
+        elif args.command == "push":
+            print(f"run {args.id} pushed: {api.push(args.id, args.repo, args.private)}")
         elif args.command == "delete":
             api.delete(args.id)
             print(f"run {args.id} deleted")
@@ -104,7 +113,7 @@ def main(argv=None) -> int:
     except (api.ConfigError, api.JobError, api.StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except api.QueueError as err:
+    except (api.QueueError, api.HubError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -4,11 +4,12 @@
     api.get_run(run_id)["status"]           # queued | running | completed | failed | cancelled | interrupted
     api.latest_metrics(run_id, since_iteration=n)   # new iterations only: cheap to poll
     api.heatmap(run_id)                     # G²RPO attribution of the latest iteration
-    api.cancel(run_id); api.resume(run_id); api.export(run_id)
+    api.cancel(run_id); api.resume(run_id); api.export(run_id); api.push(run_id, "user/name")
 
 Invalid input raises `ConfigError` (a bad config, or one this machine cannot take) or `JobError`
 (an unknown run, a run in the wrong state); nothing is stored or queued then. `QueueError`: the
 queue server is unreachable. `StorageError`: the data folder or the database cannot be used.
+`HubError`: the Hugging Face Hub refused a push or could not be reached.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import delete as sql_delete, func, select
 
 from jobs import db, queries, runs, settings
+from jobs.hub import HubError  # noqa: F401  (re-exported for callers)
 from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
 from jobs.settings import StorageError  # noqa: F401  (re-exported for callers)
 
@@ -207,6 +209,19 @@ def add_evaluation(run_id: int, scores: dict, checkpoint: str | None = None, pro
         s.add(row)
         s.commit()
         return row.id
+
+
+def push(run_id: int, repo_id: str, private: bool = False) -> str:
+    """Push the run's latest LoRA (with its model card and samples) to the Hub model repository
+    `repo_id` as one commit (jobs/hub.py); returns the commit URL. JobError without a token (then
+    nothing is contacted) or a LoRA; HubError when the Hub refuses or is unreachable."""
+    from jobs import hub
+
+    _run(run_id)
+    try:
+        return hub.push(run_id, repo_id, private)
+    except hub.PushError as err:
+        raise JobError(str(err)) from None
 
 
 def export(run_id: int, out: str | Path | None = None) -> Path:

@@ -65,7 +65,7 @@ def train(run_id: int) -> None:
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     drop_unrecorded_checkpoints(run_id)
     sink = RunSink(run_id)
-    trainer = Trainer(cfg, folder, sink=sink, resume=True)
+    trainer = Trainer(cfg, folder, sink=sink, resume=True, run_name=f"run-{run_id}")
     sink.begin(trainer.start_iteration)
     print(f"run {run_id}: iterations {trainer.start_iteration}..{cfg.train.iterations - 1} on "
           f"{trainer.accelerator.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})",

@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("jobs.worker")
+    settings.use_space_storage()  # before the fork server imports huggingface_hub (HF_HOME)
 
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else [None]
     supervise.free_gpus = stdqueue.SimpleQueue()

@@ -15,6 +15,8 @@ def test_actions_need_the_password_and_viewing_does_not(app_server, monkeypatch)
         for action in ("/cancel", "/delete", "/resume"):
             with pytest.raises(Exception, match="Log in first"):
                 client.predict(999_999, api_name=action)
+        with pytest.raises(Exception, match="Log in first"):  # a push writes with the app's token
+            client.predict(999_999, "someone/a-lora", api_name="/push")
         assert client.predict("wrong", api_name="/login") == "Wrong password."
         with pytest.raises(Exception, match="Log in first"):
             client.predict(999_999, api_name="/cancel")

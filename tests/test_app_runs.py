@@ -143,5 +143,5 @@ def test_the_http_api_keeps_its_endpoint_names(store):
     from app.ui import build_demo
 
     names = {fn.api_name for fn in build_demo().fns.values() if fn.api_visibility != "private"}
-    assert {"submit", "runs", "cancel", "resume", "delete", "download", "compare", "seed_grid", "compare_runs",
+    assert {"submit", "runs", "cancel", "resume", "delete", "download", "push", "compare", "seed_grid", "compare_runs",
             "overlay", "samples"} <= names

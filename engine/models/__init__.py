@@ -16,7 +16,12 @@ if TYPE_CHECKING:  # validation (below) runs in the torch-free UI process; only 
 
 SMALL_MODELS = ("builtin", "tiny-flux")
 PIPELINE_MODELS = {"flux": "engine.models.flux:Flux", "sd3": "engine.models.sd3:SD3"}
-DEFAULT_PATHS = {"flux": "black-forest-labs/FLUX.1-dev", "sd3": "stabilityai/stable-diffusion-3.5-medium"}
+# The pipeline adapters' defaults (their classes read them; the model card reads them without torch).
+PIPELINE_DEFAULTS = {
+    "flux": {"path": "black-forest-labs/FLUX.1-dev", "resolution": 720, "guidance": 3.5},  # the authors' resolution
+    "sd3": {"path": "stabilityai/stable-diffusion-3.5-medium", "resolution": 512, "guidance": 4.5},  # Flow-GRPO's
+}
+DEFAULT_PATHS = {name: d["path"] for name, d in PIPELINE_DEFAULTS.items()}
 
 
 def model_names() -> list[str]:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import torch
 
+from engine.models import PIPELINE_DEFAULTS
 from engine.models.base import Cond
 from engine.models.pipeline_model import PipelineModel
 
 
 class Flux(PipelineModel):
-    default_path = "black-forest-labs/FLUX.1-dev"
-    default_resolution = 720  # the authors' training resolution
-    default_guidance = 3.5
+    default_path = PIPELINE_DEFAULTS["flux"]["path"]
+    default_resolution = PIPELINE_DEFAULTS["flux"]["resolution"]
+    default_guidance = PIPELINE_DEFAULTS["flux"]["guidance"]
     lora_loader = "FluxLoraLoaderMixin"
 
     @staticmethod

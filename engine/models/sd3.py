@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import torch
 
+from engine.models import PIPELINE_DEFAULTS
 from engine.models.base import Cond
 from engine.models.pipeline_model import PipelineModel
 
 
 class SD3(PipelineModel):
-    default_path = "stabilityai/stable-diffusion-3.5-medium"
-    default_resolution = 512  # Flow-GRPO's training resolution
-    default_guidance = 4.5
+    default_path = PIPELINE_DEFAULTS["sd3"]["path"]
+    default_resolution = PIPELINE_DEFAULTS["sd3"]["resolution"]
+    default_guidance = PIPELINE_DEFAULTS["sd3"]["guidance"]
     lora_loader = "SD3LoraLoaderMixin"
     text_encoder_names = ("text_encoder", "text_encoder_2", "text_encoder_3")
 

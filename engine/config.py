@@ -349,7 +349,8 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     need(cfg.eval_prompts is None or cfg.eval_prompts_file is None,
          "eval_prompts_file: give eval_prompts or eval_prompts_file, not both")
     file_prompts = _read_prompt_files(cfg, read_from, errors)
-    errors.extend(_prompt_problems(cfg, file_prompts))
+    model_refusals = _prompt_problems(cfg, file_prompts)
+    errors.extend(model_refusals or _world_prompt_problems(cfg, file_prompts))  # one reason per prompt
     if cfg.model.free_text_encoders and not errors:
         count = len(cfg.training_prompts())
         need(count <= MAX_CACHED_PROMPTS, f"model.free_text_encoders: {count:,} training prompts would be cached "
@@ -421,6 +422,27 @@ def _read_prompt_files(cfg: Config, read_from: list[Path] | None, errors: list[s
         else:
             file_prompts[key] = prompts
     return file_prompts
+
+
+def _world_prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:
+    """The shapes world's rewards (preference, the verifiers) read each prompt as a scene: the
+    prompts they score must parse, whatever model draws them (else the run would fail mid-way)."""
+    from engine.rewards.base import WORLD_REWARDS
+    from engine.world.scenes import parse_prompt
+
+    scored = {"prompts": {r.name for r in cfg.rewards}, "eval_prompts": set(cfg.evaluation_rewards())}
+    errors = []
+    for key, rewards in scored.items():
+        world = sorted(rewards & WORLD_REWARDS)
+        prompts = getattr(cfg, key) if getattr(cfg, key) is not None else file_prompts.get(key.replace("prompts", "prompts_file"))
+        for i, prompt in enumerate(prompts or [] if world else []):
+            try:
+                parse_prompt(prompt)
+            except ValueError:
+                errors.append(f"{key}[{i}]: reward {world[0]!r} scores shapes-world scenes only "
+                              "('COUNT [SIZE] COLOUR SHAPE on a BACKGROUND background'), not this prompt")
+                break  # one is enough to say what is wrong
+    return errors
 
 
 def _prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:

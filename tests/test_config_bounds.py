@@ -101,3 +101,11 @@ def test_unreadable_config_files_say_why_without_quoting_them(tmp_path, content,
     path.write_bytes(content)
     err = str(pytest.raises(ConfigError, load_config, path).value)
     assert message in err and "mosquitto" not in err
+
+
+def test_prompts_a_shapes_world_reward_cannot_read_are_refused_before_a_run(small_config):
+    """Known words in another order encode fine, but preference and the verifiers read a prompt as a scene."""
+    with pytest.raises(ConfigError, match=r"eval_prompts\[1\]: reward 'preference' scores shapes-world scenes only"):
+        small_config('eval_prompts=["a red circle on a black background", "red circle a"]',
+                     "eval_rewards=[preference]", "train.eval_every=1")
+    small_config('eval_prompts=["red circle a"]', "eval_rewards=[brightness]", "train.eval_every=1")  # fine

@@ -63,6 +63,11 @@ BUILTIN_REWARDS: dict[str, tuple[str, bool]] = {
 }
 
 
+# The rewards that read a prompt as a shapes-world scene (engine.world.parse_prompt): their prompts
+# must be the world's, whatever model draws them.
+WORLD_REWARDS = frozenset({"preference", "adherence", "background", "colour", "shape", "count"})
+
+
 def reward_names() -> list[str]:
     return sorted(set(BUILTIN_REWARDS) | set(MODEL_REWARDS) | set(_REGISTRY))
 

@@ -28,6 +28,8 @@ PRESETS = {  # label -> config file
     "MixGRPO · built-in model": "mixgrpo.yaml",
     "DiffusionNFT · built-in model": "diffusionnft.yaml",
     "G²RPO · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-hps-clip-lora.yaml",
+    "E-GRPO · FLUX.1-dev LoRA · HPS (one 80 GB GPU)": "paper/flux-egrpo-hps-lora.yaml",
+    "DiffusionNFT · FLUX.1-dev LoRA · HPS & CLIP (one 80 GB GPU)": "paper/flux-diffusionnft-lora.yaml",
 }
 
 

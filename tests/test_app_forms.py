@@ -28,6 +28,15 @@ def test_the_flux_preset_fills_the_form_and_names_what_to_download(monkeypatch):
     assert "prompts/hpdv2_train.txt" in errors[""]
 
 
+
+@pytest.mark.parametrize("preset", [label for label in forms.PRESETS if "FLUX" in label])
+def test_every_flux_preset_lacks_only_what_is_not_downloaded(monkeypatch, preset):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config, errors = forms.check(preset, forms.preset_values(preset))
+    assert config is None and set(errors) <= {"model_path", "rewards", ""}, errors
+    assert "hf download black-forest-labs/FLUX.1-dev" in errors["model_path"]
+
+
 def test_edited_fields_reach_the_config():
     preset = "G²RPO · built-in model"
     values = {**forms.preset_values(preset), "branch_steps": "0 2, 4", "granularities": "1,3", "learning_rate": 1e-3,

@@ -108,13 +108,18 @@ class WorkerProcess:
 
 def fake_record(iteration: int, prompts: int = 1, k: int = 8, lambdas: int = 3, group: int = 12, models: int = 1,
                 rng=None, checkpoint: bool = False) -> dict:
-    """A G²RPO record shaped like the engine's (default sizes: the paper's K=8, Λ=3, G=12)."""
+    """A G²RPO record shaped like the engine's (default sizes: the paper's K=8, Λ=3, G=12), its
+    member arrays float32 values as the engine's tensors give them."""
     import random
+    import struct
 
     rng = rng or random.Random(iteration)
 
+    def float32(x: float) -> float:
+        return struct.unpack("f", struct.pack("f", x))[0]
+
     def nest(*shape):
-        return [nest(*shape[1:]) for _ in range(shape[0])] if shape else rng.uniform(-2, 2)
+        return [nest(*shape[1:]) for _ in range(shape[0])] if shape else float32(rng.uniform(-2, 2))
 
     record = {
         "iteration": iteration, "prompts": ["a red circle on a black background"] * prompts,

@@ -1,10 +1,13 @@
 """What the Monitor tab knows about the run it shows, refreshed incrementally.
 
-A page keeps a `view` (in its session state): the run's row, every metrics row drawn so far, the
-attribution history, evaluations, samples and checkpoints. `poll` asks the database only for what is new
-(iterations after the last one drawn, the last history bin again) and says whether anything
-changed, so an idle page costs three small queries per tick (the run's row, its checkpoints and the
-interrupted-run check) and sends nothing to the browser.
+A page keeps a `view` (in its session state): the run's row, its curve rows (one per `every`
+iterations, at most jobs.rollup.MAX_POINTS of them however long the run, each with the step x
+iteration attribution summary from which `history` is drawn), the latest iteration's metrics,
+the evaluations, the newest samples and the checkpoints the warnings read. `poll` asks the
+database only for what is new (the last curve row again and those after it) and says whether
+anything changed, so an idle page costs three small queries per tick (the run's row, its
+checkpoints and the interrupted-run check) and sends nothing to the browser. When the run grows
+past what its rows' width can draw, or a resume rewrote iterations, the rows are read again.
 """
 from __future__ import annotations
 
@@ -13,28 +16,12 @@ from pathlib import Path
 from engine.rewards import held_out_rewards
 from jobs import api, settings
 
+GALLERY = 24  # newest samples shown
+
 
 def new_view(run_id: int | None) -> dict:
-    return {"run_id": run_id, "run": None, "metrics": [], "history": None, "evaluations": [], "samples": [],
-            "checkpoints": []}
-
-
-def _merge_history(old: dict | None, new: dict) -> dict:
-    """Append a history poll to the one drawn: its first bin replaces our last (it was refreshed)."""
-    if old is None or not old["iterations"]:
-        return new
-    if not new["iterations"]:
-        return old
-    keep = sum(1 for it in old["iterations"] if it < new["iterations"][0])
-    steps = sorted(set(old["branch_steps"]) | set(new["branch_steps"]))
-    merged = {"iterations": old["iterations"][:keep] + new["iterations"], "every": old["every"], "branch_steps": steps}
-
-    def widen(rows, their_steps):  # rows over their_steps -> rows over all steps (None where absent)
-        return [[dict(zip(their_steps, row)).get(k) for k in steps] for row in rows]
-
-    for key in api.queries.HISTORY_VALUES:
-        merged[key] = widen(old[key][:keep], old["branch_steps"]) + widen(new[key], new["branch_steps"])
-    return merged
+    return {"run_id": run_id, "run": None, "every": None, "metrics": [], "latest": None, "history": None,
+            "evaluations": [], "samples": [], "checkpoints": []}
 
 
 def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
@@ -45,23 +32,24 @@ def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
         return view, False
     run = api.get_run(run_id)
     changed = view["run"] is None or any(view["run"].get(k) != run[k] for k in ("status", "last_iteration", "error"))
-    metrics = view["metrics"]
     last = run["last_iteration"] if run["last_iteration"] is not None else -1
-    if metrics and metrics[-1]["iteration"] > last:  # a resume dropped iterations it will redo
-        view["metrics"] = metrics = [m for m in metrics if m["iteration"] <= last]
-        view["history"], changed = None, True
-    since = metrics[-1]["iteration"] if metrics else -1
-    if last > since:
-        metrics += api.latest_metrics(run_id, since_iteration=since)
-        changed = True
+    every = api.queries.curve_every(last + 1)
+    metrics = view["metrics"]
+    restarted = view["run"] is not None and view["run"].get("attempts") != run["attempts"]  # a resume may redo some
+    if every != view["every"] or restarted or (metrics and metrics[-1]["last"] > last):
+        view["every"], view["metrics"], metrics, changed = every, [], [], True  # read every row again
+    if last > (metrics[-1]["last"] if metrics else -1):
+        since = metrics[-1]["iteration"] - 1 if metrics else -1  # the last row again: its bucket grew
+        new = api.curves(run_id, since_iteration=since, every=every)["rows"]
+        if new:
+            view["metrics"] = [m for m in metrics if m["iteration"] < new[0]["iteration"]] + new
+            changed = True
     if changed:
-        history = view["history"]
-        history_since = history["iterations"][-1] - 1 if history and history["iterations"] else -1
-        view["history"] = _merge_history(history, api.attribution_history(run_id, since_iteration=history_since,
-                                                                         every=history and history["every"]))
+        view["history"] = api.queries.history(view["metrics"], every)
+        view["latest"] = (api.latest_metrics(run_id, since_iteration=last - 1) or [None])[-1] if last >= 0 else None
         view["evaluations"] = api.queries.evaluations(run_id)
-        view["samples"] = api.samples(run_id)
-        view["checkpoints"] = api.checkpoints(run_id)
+        view["samples"] = api.samples(run_id, newest=GALLERY)
+        view["checkpoints"] = api.checkpoints(run_id, evaluated=True)
     view["run"] = run
     return view, changed
 
@@ -74,8 +62,8 @@ def status_line(view: dict) -> str:
     parts = [f"**Run #{run['id']}** {run['name']}", f"{run['algorithm']} on {run['model']}", f"**{run['status']}**",
              f"{done}/{run['iterations']} iterations"]
     if view["metrics"]:
-        last = view["metrics"][-1]
-        evaluations = sum(m["model_evaluations"] for m in view["metrics"])
+        last = view.get("latest") or view["metrics"][-1]
+        evaluations = sum(m["model_evaluations"] for m in view["metrics"])  # a row's total over its iterations
         parts.append(f"reward {last['reward']:.4f}" if last["reward"] is not None else "reward n/a")
         parts.append(f"{evaluations:,} model evaluations")
     line = " · ".join(parts)
@@ -102,7 +90,7 @@ def reward_weights(view: dict) -> dict[str, float]:
     return {r["name"]: r["weight"] for r in config.get("rewards", [])}
 
 
-def gallery(view: dict, newest: int = 24) -> list[tuple]:
+def gallery(view: dict, newest: int = GALLERY) -> list[tuple]:
     """The newest samples first, captioned with the iterations trained and the prompt. The images
     are read here and handed to Gradio as pixels: the data folder itself is never served."""
     samples = sorted(view["samples"], key=lambda s: (-s["trained"], s["position"]))[:newest]

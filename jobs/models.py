@@ -72,8 +72,9 @@ class Metric(SQLModel, table=True):
     grad_norm: float | None
     seconds: float  # wall time of the iteration
     model_evaluations: int  # rollout + train
-    rewards: dict = Field(sa_column=Column(JSON, nullable=False))  # {name: {mean, std}}
-    record: dict = Field(sa_column=Column(JSON, nullable=False))  # the record minus g2rpo's arrays
+    rewards: dict = Field(sa_column=Column(JSON, nullable=False))  # {name: {mean, std}}: the record's "reward"
+    # The rest of the record: minus g2rpo's arrays, "reward" and the scalars stored as columns above.
+    record: dict = Field(sa_column=Column(JSON, nullable=False))
     # Every value the curves draw, float32 in the order of the run's CurveLayout (jobs/rollup.py):
     # the curves of a short run, and what the buckets are folded from.
     curve_values: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
@@ -81,8 +82,8 @@ class Metric(SQLModel, table=True):
 
 class Attribution(SQLModel, table=True):
     """G²RPO's per-member arrays of one iteration (jobs/attribution.py): rewards and advantages
-    [reward model][prompt][k][λ][member], mixed_advantage [prompt][k][member], as little-endian
-    float32 blobs in C order, with their shape in columns. The labels (branch_steps,
+    [reward model][prompt][k][λ][member], then mixed_advantage [prompt][k][member], as
+    little-endian float32 in C order, zlib-compressed into one blob, with their shape in columns. The labels (branch_steps,
     granularities, prompts) stay in Metric.record. Read only for the iteration a user opens.
     """
     __tablename__ = "attributions"
@@ -93,9 +94,7 @@ class Attribution(SQLModel, table=True):
     steps: int  # branch steps K
     granularities: int  # Λ
     members: int  # G
-    rewards: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    advantages: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    mixed_advantage: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    arrays: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class CurveLayout(SQLModel, table=True):
@@ -108,7 +107,7 @@ class CurveLayout(SQLModel, table=True):
 
 class CurveBucket(SQLModel, table=True):
     """The curve values of BASE**level consecutive iterations from `start` (jobs/rollup.py), folded
-    when they are stored: per value its count of finite values, sum, min and max (float64 [4, values])."""
+    when they are stored: per value its count of finite values, min, max (float32) and sum (float64)."""
     __tablename__ = "curve_buckets"
     run_id: int = run_fk()
     level: int = Field(primary_key=True)

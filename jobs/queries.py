@@ -13,10 +13,12 @@ from sqlalchemy import func, or_, select
 
 from jobs import attribution, db, rollup
 from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
+from jobs.sink import SCALARS
 
 CURVES = ("iteration", "created_at", "reward", "loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction",
           "approx_kl", "grad_norm", "seconds", "model_evaluations", "rewards", "record")
 HISTORY_VALUES = attribution.SUMMARY  # per (iteration, k), averaged over prompts
+RECORD = (Metric.record, Metric.rewards, *(getattr(Metric, key) for key in SCALARS))  # what full_record reads
 
 
 def latest_metrics(run_id: int, since_iteration: int = -1) -> list[dict]:
@@ -68,9 +70,14 @@ def attribution_history(run_id: int, since_iteration: int = -1, every: int | Non
     return history(curve["rows"], curve["every"])
 
 
-def full_record(metric_record: dict, arrays: Attribution | dict | None) -> dict:
-    """The engine's record again, from a metrics row's JSON and its iteration's attributions row."""
-    record = dict(metric_record)
+def full_record(metric, arrays: Attribution | dict | None) -> dict:
+    """The engine's record again, from a metrics row (its `record` JSON, `rewards` and scalar
+    columns: a row or mapping) and its iteration's attributions row."""
+    get = metric.get if isinstance(metric, dict) else lambda key: getattr(metric, key)
+    record = {**get("record"), "reward": get("rewards")}
+    for key in SCALARS:
+        if get(key) is not None:  # a number in the record (a None stayed in its JSON)
+            record[key] = get(key)
     if record.get("g2rpo") is not None and arrays is not None:
         record["g2rpo"] = {**record["g2rpo"], **attribution.arrays(arrays)}
     return record
@@ -85,21 +92,21 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
             iteration = s.scalar(select(func.max(Attribution.iteration)).where(Attribution.run_id == run_id))
             if iteration is None:
                 return None
-        record = s.scalar(select(Metric.record).where(Metric.run_id == run_id, Metric.iteration == iteration))
+        metric = s.execute(select(*RECORD).where(Metric.run_id == run_id, Metric.iteration == iteration)).first()
         arrays = s.get(Attribution, (run_id, iteration))
-    if record is None or arrays is None or record.get("g2rpo") is None:
+    if metric is None or arrays is None or metric.record.get("g2rpo") is None:
         return None
-    g = full_record(record, arrays)["g2rpo"]
-    return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **g}
+    record = full_record(metric, arrays)
+    return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **record["g2rpo"]}
 
 
 def records(run_id: int) -> list[dict]:
     """Every stored iteration as the engine wrote it (export; the tests compare with records.jsonl)."""
     with db.session() as s:
-        metrics = s.execute(select(Metric.iteration, Metric.record).where(Metric.run_id == run_id)
+        metrics = s.execute(select(Metric.iteration, *RECORD).where(Metric.run_id == run_id)
                             .order_by(Metric.iteration)).all()
         arrays = {a.iteration: a for a in s.scalars(select(Attribution).where(Attribution.run_id == run_id))}
-    return [full_record(record, arrays.get(it)) for it, record in metrics]
+    return [full_record(metric, arrays.get(metric.iteration)) for metric in metrics]
 
 
 def _rows(model, run_id: int, order) -> list[dict]:

@@ -33,15 +33,23 @@ def finite(value):
     return value
 
 
+def stored_record(record: dict) -> dict:
+    """What Metric.record keeps of a (finite) record: not what has a column of its own (the
+    reward statistics, the scalars where they are numbers) nor g2rpo's arrays (attributions), so
+    nothing is stored twice. `queries.full_record` puts them back."""
+    rest = {k: v for k, v in record.items() if k not in ("g2rpo", "reward") and not (k in SCALARS and v is not None)}
+    if record.get("g2rpo") is not None:  # keep branch_steps / granularities in the record, move the arrays out
+        rest["g2rpo"] = {k: v for k, v in record["g2rpo"].items() if k not in attribution.ARRAYS}
+    return rest
+
+
 def rows_for(run_id: int, record: dict, config: dict) -> tuple[dict[type, list[dict]], dict]:
     """The rows of one record, per table (plain dicts: bulk inserts), and its curve values by path."""
     record = finite(record)
     it = record["iteration"]
     weights = {r["name"]: r["weight"] for r in config["rewards"]}
-    rest = {k: v for k, v in record.items() if k != "g2rpo"}
+    rest = stored_record(record)
     g = record.get("g2rpo")
-    if g is not None:  # keep branch_steps / granularities in the record, move the arrays out
-        rest["g2rpo"] = {k: v for k, v in g.items() if k not in attribution.ARRAYS}
     rewards = record["reward"]
     total = sum(weights.get(name, 1.0) * (math.nan if v["mean"] is None else v["mean"]) for name, v in rewards.items())
     metric = dict(run_id=run_id, iteration=it, reward=finite(total), rewards=rewards, record=rest,

@@ -111,15 +111,14 @@ def fake_record(iteration: int, prompts: int = 1, k: int = 8, lambdas: int = 3, 
     """A G²RPO record shaped like the engine's (default sizes: the paper's K=8, Λ=3, G=12), its
     member arrays float32 values as the engine's tensors give them."""
     import random
-    import struct
+
+    import numpy as np
 
     rng = rng or random.Random(iteration)
-
-    def float32(x: float) -> float:
-        return struct.unpack("f", struct.pack("f", x))[0]
+    arrays = np.random.default_rng(rng.getrandbits(64))
 
     def nest(*shape):
-        return [nest(*shape[1:]) for _ in range(shape[0])] if shape else float32(rng.uniform(-2, 2))
+        return arrays.uniform(-2, 2, shape).astype(np.float32).astype(np.float64).tolist()
 
     record = {
         "iteration": iteration, "prompts": ["a red circle on a black background"] * prompts,

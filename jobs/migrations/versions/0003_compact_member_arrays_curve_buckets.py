@@ -6,9 +6,9 @@ Create Date: 2026-12-01 16:00:00
 
 G²RPO's attributions were one row per (iteration, prompt, branch step) with the members' rewards
 and advantages as JSON (about 20 KB per iteration of a default run); they become one row per
-iteration of float32 blobs (jobs/attribution.py). Each metrics row gets its curve values and every
+iteration holding one float32 blob (jobs/attribution.py). Each metrics row gets its curve values and every
 run its curve buckets (jobs/rollup.py), so the Monitor's curves and step x iteration view read a
-bounded number of rows. Existing runs are converted iteration by iteration, in chunks, through
+bounded number of rows; a metrics row's JSON record no longer repeats what its columns hold. Existing runs are converted iteration by iteration, in chunks, through
 the same functions that store new records: a converted run reads back as if it had been stored
 now. The downgrade writes the old rows again from the new ones.
 
@@ -49,7 +49,7 @@ def _rename_table(old: str, new: str) -> None:
 
 def upgrade() -> None:
     from jobs import legacy, rollup
-    from jobs.models import Attribution
+    from jobs.models import Attribution, Metric
     from jobs.sink import rows_for
 
     op.create_table('curve_buckets',
@@ -76,9 +76,7 @@ def upgrade() -> None:
     sa.Column('steps', sa.Integer(), nullable=False),
     sa.Column('granularities', sa.Integer(), nullable=False),
     sa.Column('members', sa.Integer(), nullable=False),
-    sa.Column('rewards', sa.LargeBinary(), nullable=False),
-    sa.Column('advantages', sa.LargeBinary(), nullable=False),
-    sa.Column('mixed_advantage', sa.LargeBinary(), nullable=False),
+    sa.Column('arrays', sa.LargeBinary(), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name='attributions_new_run_id_fkey', ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'iteration', name='attributions_new_pkey')
     )
@@ -87,7 +85,8 @@ def upgrade() -> None:
 
     bind = op.get_bind()
     new = Attribution.__table__.to_metadata(sa.MetaData(), name="attributions_new")
-    set_values = sa.text("UPDATE metrics SET curve_values = :v WHERE run_id = :r AND iteration = :i")
+    set_values = sa.text("UPDATE metrics SET curve_values = :v, record = :record WHERE run_id = :r AND iteration = :i"
+                         ).bindparams(sa.bindparam("record", type_=sa.JSON))
     for run_id, config in _runs(bind):
         for first in _iterations(bind, run_id):
             records = legacy.old_records(bind, run_id, first, first + CHUNK - 1)
@@ -100,15 +99,20 @@ def upgrade() -> None:
             curves = [values for _, values in staged]
             matrix = rollup.encode(rollup.layout(bind, run_id, curves), curves)
             its = [record["iteration"] for record in records]
-            bind.execute(set_values, [{"v": vector.tobytes(), "r": run_id, "i": it} for it, vector in zip(its, matrix)])
+            bind.execute(set_values, [{"v": vector.tobytes(), "record": rows[Metric][0]["record"], "r": run_id, "i": it}
+                                      for it, vector, (rows, _) in zip(its, matrix, staged)])
             rollup.fold(bind, run_id, its, matrix)
 
     op.drop_table('attributions')  # its index goes with it
     _rename_table('attributions_new', 'attributions')
+    if bind.dialect.name == "postgresql":  # 2.7 KB of float32 noise: out of line (TOAST) at once, no compression tried
+        op.execute("ALTER TABLE attributions ALTER COLUMN arrays SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:
     from jobs import attribution, legacy
+    from jobs.queries import full_record
+    from jobs.sink import SCALARS
 
     op.create_table('attributions_old',
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -128,23 +132,27 @@ def downgrade() -> None:
 
     bind = op.get_bind()
     old = legacy.attributions.to_metadata(sa.MetaData(), name="attributions_old")
-    blobs = sa.table("attributions", *(sa.column(c) for c in ("run_id", "iteration", "models", "prompts", "steps",
-                                                                "granularities", "members", *attribution.ARRAYS)))
-    metrics = legacy.metrics
+    blobs = sa.table("attributions", *(sa.column(c) for c in ("run_id", "iteration", *attribution.SHAPE, "arrays")))
+    metrics = sa.table("metrics", *(sa.column(c) for c in ("run_id", "iteration", *SCALARS)),
+                       sa.column("rewards", sa.JSON), sa.column("record", sa.JSON))
+    set_record = sa.text("UPDATE metrics SET record = :record WHERE run_id = :r AND iteration = :i"
+                         ).bindparams(sa.bindparam("record", type_=sa.JSON))
     for run_id, config in _runs(bind):
         for first in _iterations(bind, run_id):
             span = (first, first + CHUNK - 1)
-            rows = bind.execute(sa.select(metrics.c.iteration, metrics.c.record).where(
-                metrics.c.run_id == run_id, metrics.c.iteration.between(*span)).order_by(metrics.c.iteration)).all()
-            arrays = {a.iteration: a._mapping for a in bind.execute(sa.select(blobs).where(
+            rows = bind.execute(sa.select(metrics).where(metrics.c.run_id == run_id,
+                                                         metrics.c.iteration.between(*span))).all()
+            arrays = {a.iteration: dict(a._mapping) for a in bind.execute(sa.select(blobs).where(
                 blobs.c.run_id == run_id, blobs.c.iteration.between(*span)))}
-            cells = []
-            for it, record in rows:
-                if record.get("g2rpo") is not None and it in arrays:
-                    full = {**record, "g2rpo": {**record["g2rpo"], **attribution.arrays(dict(arrays[it]))}}
-                    cells += legacy.rows_for(run_id, full, config)[legacy.attributions]
+            cells, records = [], []
+            for row in rows:
+                old_rows = legacy.rows_for(run_id, full_record(dict(row._mapping), arrays.get(row.iteration)), config)
+                cells += old_rows[legacy.attributions]
+                records.append({"record": old_rows[legacy.metrics][0]["record"], "r": run_id, "i": row.iteration})
             if cells:
                 bind.execute(sa.insert(old), cells)
+            if records:
+                bind.execute(set_record, records)
 
     op.drop_table('attributions')
     _rename_table('attributions_old', 'attributions')

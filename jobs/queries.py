@@ -9,6 +9,8 @@ iteration's record and member arrays) is read only for the iteration a user open
 """
 from __future__ import annotations
 
+from operator import itemgetter
+
 from sqlalchemy import func, or_, select
 
 from jobs import attribution, db, rollup
@@ -59,9 +61,21 @@ def history(rows: list[dict], every: int) -> dict:
     rows = [row for row in rows if row.get("attribution")]
     steps = sorted({k for row in rows for per_step in row["attribution"].values() for k in per_step})
     out = {"iterations": [row["iteration"] for row in rows], "every": every, "branch_steps": steps}
+    pick = itemgetter(*steps) if steps else None
     for value in HISTORY_VALUES:
-        out[value] = [[row["attribution"].get(value, {}).get(k) for k in steps] for row in rows]
+        out[value] = [_per_step(row["attribution"].get(value) or {}, steps, pick) for row in rows]
     return out
+
+
+def _per_step(values: dict, steps: list, pick) -> list:
+    """values[k] for every k in steps (None where a row has no such step)."""
+    if len(values) == len(steps):
+        try:
+            picked = pick(values)
+            return list(picked) if len(steps) > 1 else [picked]
+        except KeyError:
+            pass
+    return [values.get(k) for k in steps]
 
 
 def attribution_history(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:

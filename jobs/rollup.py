@@ -125,6 +125,20 @@ def _decode(blob: bytes) -> np.ndarray:
     return np.stack([count, np.frombuffer(blob, SUM, width, 3 * width * SMALL.itemsize), low, high])
 
 
+def _decode_all(blobs: list[bytes], width: int) -> np.ndarray:
+    """Many buckets' stats at once, [buckets, 4, width] (older, shorter layouts padded)."""
+    if len({len(blob) for blob in blobs}) != 1:
+        return np.stack([_pad(_decode(blob), width) for blob in blobs])
+    n = len(blobs[0]) // (3 * SMALL.itemsize + SUM.itemsize)
+    raw = np.frombuffer(b"".join(blobs), np.uint8).reshape(len(blobs), -1)
+    small = raw[:, :3 * n * SMALL.itemsize].copy().view(SMALL).reshape(len(blobs), 3, n).astype(STATS)
+    sums = raw[:, 3 * n * SMALL.itemsize:].copy().view(SUM)
+    stats = np.stack([small[:, 0], sums, small[:, 1], small[:, 2]], 1)
+    if n < width:
+        stats = np.stack([_pad(one, width) for one in stats])
+    return stats
+
+
 def fold(connection, run_id: int, iterations: list[int], matrix: np.ndarray) -> None:
     """Fold stored iterations (ascending, with their curve values [records, values]) into every level."""
     its = np.asarray(iterations)
@@ -254,7 +268,7 @@ def read(connection, run_id: int, level: int, since_iteration: int = -1) -> list
         if not got:
             return []
         heads = [(start, last, count) for start, last, count, _ in got]
-        stats = np.stack([_pad(_decode(blob), width) for *_, blob in got])  # [buckets, 4, values]
+        stats = _decode_all([blob for *_, blob in got], width)  # [buckets, 4, values]
         count, total = stats[:, 0], stats[:, 1]
         means = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
         summed = np.array([name in {(t,) for t in TOTALS} for name in names])

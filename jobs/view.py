@@ -43,7 +43,8 @@ def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
         if new:
             kept = [m for m in metrics if m["iteration"] < new[0]["iteration"]]
             view["metrics"], changed = kept + new, True
-            view["history"] = _extend(view["history"], len(kept), api.queries.history(new, every))
+            added = api.queries.history(new, every)
+            view["history"] = added if not kept else _extend(view["history"], len(kept), added)
     if changed:
         if view["history"] is None or len(view["history"]["iterations"]) != len(view["metrics"]):
             view["history"] = api.queries.history(view["metrics"], every)

@@ -77,12 +77,14 @@ def store_both(iterations: int, old_url: str) -> tuple[int, int, float, float]:
 
 
 def writer(kind: str, url: str, run_id: int, start: int, pause: float) -> None:
-    """Append iterations until SIGINT, one transaction each (as the training child does); print stats."""
+    """Append iterations until SIGTERM, one transaction each (as the training child does); print stats.
+    (Not SIGINT: a shell's background job starts with SIGINT ignored, and Python then leaves it so.)"""
     config = fake_config()
     engine = old_engine(url) if kind == "old" else None
-    latencies, it = [], start
+    latencies, it, stop = [], start, []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     try:
-        while True:
+        while not stop:
             r = record(it)
             t = time.perf_counter()
             if engine is not None:
@@ -172,7 +174,7 @@ def with_writer(kind: str, url: str, run_id: int, start: int, pause: float, meas
         time.sleep(1.0)  # let it start writing
         result = measure()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         out = proc.communicate(timeout=120)[0]
     return result, json.loads(out.strip().splitlines()[-1])
 

@@ -80,3 +80,18 @@ def test_a_layout_grows_when_records_bring_new_values(store):
     rows = queries.curves(run_id, every=4)["rows"]
     assert rows[0]["record"]["kl"] == 0.25 and rows[0]["low"]["record"]["kl"] == 0.25
     assert [r["record"].get("kl") for r in queries.curves(run_id)["rows"]] == [None, 0.25]
+
+
+def test_the_read_benchmark_runs_and_stores_less_than_the_old_format(store, monkeypatch, capsys):
+    """`python -m jobs.bench` on a short run: both formats stored, read while a writer writes."""
+    from jobs import bench
+
+    monkeypatch.setenv("G2RPO_DATA_DIR", "unused")  # the benchmark sets its own; restored after
+    monkeypatch.setenv("G2RPO_DATABASE_URL", "unused")
+    assert bench.main(["--lengths", "60", "--repeats", "2", "--pause", "0.05", "--no-postgres"]) == 0
+    out = capsys.readouterr().out
+    stored = out.split("bytes per iteration")[1].split()[:2]
+    old, new = (float(n.replace(",", "")) for n in stored)
+    assert 0 < new < old / 2  # even 60 iterations: a tenth of a megabyte of fixed pages is amortised
+    assert "first load, mean (p95)" in out and "poll, mean (p95)" in out
+    db.dispose_all()

@@ -112,14 +112,16 @@ def _run(run_id: int) -> Run:
     return run
 
 
-def get_run(run_id: int) -> dict:
-    """The run's row as a dict, plus `folder` (absolute) and `checkpoints` (relative paths)."""
+def get_run(run_id: int, checkpoints: bool = True) -> dict:
+    """The run's row as a dict, plus `folder` (absolute) and `checkpoints` (relative paths; left
+    out with checkpoints=False: a list as long as the run, which a Monitor's poll does not need)."""
     runs.mark_interrupted()  # the UI never shows 'running' for a run whose worker died long ago
     run = _run(run_id).model_dump()
     run["folder"] = str(settings.run_dir(run_id))
-    with db.session() as s:
-        run["checkpoints"] = list(s.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
-                                            .order_by(Checkpoint.iteration)))
+    if checkpoints:
+        with db.session() as s:
+            run["checkpoints"] = list(s.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
+                                                .order_by(Checkpoint.iteration)))
     return run
 
 

@@ -253,6 +253,7 @@ def main(argv=None) -> int:
     parser.add_argument("--run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    os.environ.setdefault("G2RPO_MAX_ITERATIONS", str(10 * max(args.lengths)))  # runs planned twice as long
     if args.writer is not None:
         writer(args.writer, args.url, args.run, args.start, args.pause)
         return 0

@@ -5,8 +5,8 @@ iterations, at most jobs.rollup.MAX_POINTS of them however long the run, each wi
 iteration attribution summary from which `history` is drawn), the latest iteration's metrics,
 the evaluations, the newest samples and the checkpoints the warnings read. `poll` asks the
 database only for what is new (the last curve row again and those after it) and says whether
-anything changed, so an idle page costs three small queries per tick (the run's row, its
-checkpoints and the interrupted-run check) and sends nothing to the browser. When the run grows
+anything changed, so an idle page costs two small queries per tick (the run's row and the
+interrupted-run check) and sends nothing to the browser. When the run grows
 past what its rows' width can draw, or a resume rewrote iterations, the rows are read again.
 
 Here rather than in app/ so that `python -m jobs.bench` times the reads a page really makes.
@@ -29,7 +29,7 @@ def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
         view = new_view(run_id)
     if run_id is None:
         return view, False
-    run = api.get_run(run_id)
+    run = api.get_run(run_id, checkpoints=False)  # the warnings read the evaluated ones below
     changed = view["run"] is None or any(view["run"].get(k) != run[k] for k in ("status", "last_iteration", "error"))
     last = run["last_iteration"] if run["last_iteration"] is not None else -1
     every = api.queries.curve_every(last + 1)

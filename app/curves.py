@@ -3,8 +3,8 @@ their own panel as a change since the base model, and the over-optimisation warn
 reward up while held-out scores fall, the reward hacking reported in yifan123/flow_grpo#233 and
 XueZeyue/DanceGRPO#12) with the checkpoint whose held-out score was best.
 
-Pure functions of what `jobs.queries` returns (metrics rows, evaluations, checkpoint rows); no
-database, no torch.
+Pure functions of what `jobs.queries` returns (curve rows, evaluations, checkpoint rows); no
+database, no torch. A curve row of a long run stands for `count` iterations (jobs.rollup).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.figures import X_TITLES, _empty, _layout, _translucent, _x_positions, colour
+from app.figures import X_TITLES, _band, _empty, _extremes, _layout, _translucent, _x_positions, colour
 
 HACKING_WINDOW = 3  # evaluations in a row over which held-out scores fall while training rises
 
@@ -65,6 +65,10 @@ def reward_curves(metrics: list[dict], evaluations: Sequence[dict] = (), held_ou
     for i, name in enumerate(names):
         stats = [(m.get("rewards") or {}).get(name) or {} for m in metrics]
         raw = [s.get("mean") for s in stats]
+        spread = _extremes(metrics, lambda m: ((m.get("rewards") or {}).get(name) or {}).get("mean"))
+        if spread:  # rows of several iterations: the range of their means, so a spike stays visible
+            for trace in _band(xs, *spread, f"{name} min/max", colour(i), alpha=0.08, legendgroup=name):
+                fig.add_trace(trace, row=1, col=1)
         means = ema(raw, smoothing)
         spread = ema([s.get("std") for s in stats], smoothing)
         band = [(xv, m, s) for xv, m, s in zip(xs, means, spread) if m is not None and s is not None]
@@ -118,11 +122,23 @@ def _watched(evaluated: list[dict], held_out) -> list[str]:
     return [n for n in scored if n in held_out] or scored
 
 
+def recent_mean(rows: Sequence[dict], get, window: int):
+    """The mean of `get(row)` over the last `window` iterations of `rows` (each row weighs its
+    `count` of iterations, and the last rows are taken until they hold `window`); None if none."""
+    total = weight = 0.0
+    for row in reversed(rows):
+        value = get(row)
+        if value is not None:
+            total, weight = total + value * row.get("count", 1), weight + row.get("count", 1)
+            if weight >= window:
+                break
+    return total / weight if weight else None
+
+
 def _training_at(metrics: list[dict], trained: int, window: int = 5):
     """The weighted training reward just before `trained` iterations: the mean of the last `window`
     iterations before it (a single iteration is too noisy to say "rising")."""
-    values = [m["reward"] for m in metrics if m["iteration"] < trained and m.get("reward") is not None][-window:]
-    return sum(values) / len(values) if values else None
+    return recent_mean([m for m in metrics if m["iteration"] < trained], lambda m: m.get("reward"), window)
 
 
 def over_optimisation(metrics: list[dict], evaluations: Sequence[dict], held_out=frozenset(),

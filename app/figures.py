@@ -2,6 +2,8 @@
 
 Nothing here touches the database or torch; every function takes what `jobs.queries` returns
 (metrics rows, evaluations, attribution history, one iteration's heatmap) and returns a figure.
+Curve rows of a long run each stand for several iterations (jobs.rollup): their values are means,
+and their `low` and `high` hold each value's min and max, drawn as a faint band so spikes show.
 All figures share one layout (`_layout`) whose `uirevision` keeps the user's zoom across live
 updates, and every function returns a figure with a centred note (`_empty`) when there is no data.
 Stored NaN/inf arrive as None; plotly draws None as a gap, so they are passed through as they are.
@@ -68,6 +70,21 @@ def _line(x: Sequence, y: Sequence, name: str, colour_: str, **kwargs) -> go.Sca
     """A line trace; a single point also gets a marker (a lone point has no line to draw)."""
     mode = "lines+markers" if len(x) == 1 else "lines"
     return go.Scatter(x=list(x), y=list(y), name=name, mode=mode, line=dict(color=colour_), **kwargs)
+
+
+def _extremes(metrics: Sequence[dict], get) -> tuple[list, list] | None:
+    """Each row's min and max of the value `get` reads from a row, where rows span several
+    iterations (their `low` and `high`); None when every row is one iteration."""
+    if not any("low" in m for m in metrics):
+        return None
+    return [get(m.get("low", m)) for m in metrics], [get(m.get("high", m)) for m in metrics]
+
+
+def _band(x: Sequence, low: Sequence, high: Sequence, name: str, colour_: str, alpha: float = 0.2, **kwargs) -> list:
+    """A shaded band between `low` and `high` (the low edge, then the high one filled to it)."""
+    return [_line(x, low, name, colour_, line_width=0, showlegend=False, hoverinfo="skip", **kwargs),
+            _line(x, high, name, colour_, line_width=0, fill="tonexty", fillcolor=_translucent(colour_, alpha),
+                  showlegend=False, hoverinfo="skip", **kwargs)]
 
 
 def _x_positions(metrics: list[dict], x: str):
@@ -152,36 +169,49 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
     records = [m.get("record") or {} for m in metrics]
     has_kl = any(r.get("kl") is not None for r in records)
     kl_title = "KL to reference" if has_kl else "approx KL (old→new)"
-    kl = [r.get("kl") for r in records] if has_kl else [m.get("approx_kl") for m in metrics]
+
+    def column(key):
+        return lambda m: m.get(key)
+
+    def recorded(key):
+        return lambda m: (m.get("record") or {}).get(key)
+
+    kl = recorded("kl") if has_kl else column("approx_kl")
     # A forward-process run (DiffusionNFT) has no likelihood ratio: its panel shows how far the
     # trained velocity moved from the rollout policy's within the iteration instead.
     forward = any(r.get("old_deviation") is not None for r in records)
     xs = [m["iteration"] for m in metrics]
-    ratios = [m.get(key) for m in metrics for key in ("ratio_mean", "ratio_min", "ratio_max")]
 
-    def single(key, values, colour_=colour(0)):
-        return [_line(xs, values, key, colour_, showlegend=False)]
+    def seen(get):  # every value drawn: the rows' and, for long runs, their extremes
+        spread = _extremes(metrics, get)
+        return [get(m) for m in metrics] + (spread[0] + spread[1] if spread else [])
+
+    ratios = seen(column("ratio_mean")) + seen(column("ratio_min")) + seen(column("ratio_max"))
+
+    def single(key, get, colour_=colour(0)):
+        spread = _extremes(metrics, get)
+        band = _band(xs, *spread, f"{key} min/max", colour_, alpha=0.15) if spread else []
+        return band + [_line(xs, [get(m) for m in metrics], key, colour_, showlegend=False)]
 
     def ratio():
         if forward:
-            return single("old deviation", [r.get("old_deviation") for r in records], colour(1))
-        # min then max filled to it ("tonexty"), then the mean on top
-        return [_line(xs, [m.get("ratio_min") for m in metrics], "ratio min/max", colour(1), line_width=0,
-                      showlegend=False, hoverinfo="skip"),
-                _line(xs, [m.get("ratio_max") for m in metrics], "ratio min/max", colour(1), line_width=0,
-                      fill="tonexty", fillcolor=_translucent(colour(1)), hoverinfo="skip"),
-                _line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1))]
+            return single("old deviation", recorded("old_deviation"), colour(1))
+        # min then max filled to it ("tonexty"), then the mean on top; a long run's rows: their extremes
+        low = [m.get("low", m).get("ratio_min") for m in metrics]
+        high = [m.get("high", m).get("ratio_max") for m in metrics]
+        band = _band(xs, low, high, "ratio min/max", colour(1))
+        band[1].showlegend = True
+        return band + [_line(xs, [m.get("ratio_mean") for m in metrics], "ratio mean", colour(1))]
 
-    clip = [m.get("clip_fraction") for m in metrics]
     candidates = [  # (title, traces, flat by construction, what the title says when it is left out)
-        ("loss", single("loss", [m.get("loss") for m in metrics]), False, ""),
+        ("loss", single("loss", column("loss")), False, ""),
         ("mean (v − v_old)² in the update" if forward else "importance ratio", ratio(),
          not forward and _flat(ratios, 1.0), "ratio ≡ 1"),
-        ("clip fraction", single("clip_fraction", clip), _flat(clip, 0.0), "clip fraction ≡ 0"),
-        ("policy movement ‖Δv‖/‖v_base‖", single("policy_movement", [r.get("policy_movement") for r in records]),
-         False, ""),
-        (kl_title, single(kl_title, kl), _flat(kl, 0.0), "KL ≡ 0"),
-        ("grad norm", single("grad_norm", [m.get("grad_norm") for m in metrics]), False, ""),
+        ("clip fraction", single("clip_fraction", column("clip_fraction")), _flat(seen(column("clip_fraction")), 0.0),
+         "clip fraction ≡ 0"),
+        ("policy movement ‖Δv‖/‖v_base‖", single("policy_movement", recorded("policy_movement")), False, ""),
+        (kl_title, single(kl_title, kl), _flat(seen(kl), 0.0), "KL ≡ 0"),
+        ("grad norm", single("grad_norm", column("grad_norm")), False, ""),
     ]
     panels = [(title, traces) for title, traces, flat, _ in candidates if not flat]
     hidden = [note for _, _, flat, note in candidates if flat]

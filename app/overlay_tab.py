@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import figures
+from app import curves, figures
 from app.errors import user_errors
 from app.monitor_tab import X_AXES
 from app.runs_tab import selected_id
@@ -31,7 +31,7 @@ def load_runs(run_ids: list) -> list[dict]:
     for run_id in run_ids or []:
         run = api.get_run(selected_id(run_id))
         label = f"#{run['id']} {run['name'] or run['algorithm']}"
-        runs.append({"label": label, "metrics": api.latest_metrics(run["id"]),
+        runs.append({"label": label, "metrics": api.curves(run["id"])["rows"],
                      "evaluations": api.queries.evaluations(run["id"])})
     return runs
 
@@ -62,11 +62,11 @@ def summary(runs: list[dict], reward: str) -> str:
             "| --- | ---: | ---: | ---: | ---: |"]
     for run in runs:
         metrics = run["metrics"]
-        recent = [v for v in (_reward_of(m, reward) for m in metrics[-LAST:]) if v is not None]
+        recent = curves.recent_mean(metrics, lambda m: _reward_of(m, reward), LAST)
         evaluated = [e["scores"][reward] for e in run["evaluations"] if reward in (e.get("scores") or {})]
-        spent = sum(m.get("model_evaluations") or 0 for m in metrics)
-        rows.append(f"| {run['label']} | {len(metrics)} | {spent:,} | "
-                    f"{_number(sum(recent) / len(recent) if recent else None)} | "
+        spent = sum(m.get("model_evaluations") or 0 for m in metrics)  # a row's total over its iterations
+        rows.append(f"| {run['label']} | {sum(m.get('count', 1) for m in metrics)} | {spent:,} | "
+                    f"{_number(recent)} | "
                     f"{_number(evaluated[-1] if evaluated else None)} |")
     return "\n".join(rows)
 

@@ -155,6 +155,9 @@ class TrainConfig:
     tracker_project: Annotated[Name, rule(lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v) is not None,
                                           "letters, digits, '.', '_' and '-' (at most 100, a letter or digit first)")
                                ] = "g2rpo"  # the W&B and Trackio project, TensorBoard's folder
+    # torch.compile the transformer: faster model calls after a first-call compilation (47 s for the
+    # built-in model on a CPU), for long runs and GPUs; `python -m engine.bench` measures both
+    compile: Bool = False
 
 
 @dataclass(config=SCHEMA)

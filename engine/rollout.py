@@ -3,7 +3,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 import numpy as np
 import torch
@@ -82,6 +82,23 @@ class ForwardSamples:
     time_idx: torch.Tensor  # [members, times] grid indices
     eps: torch.Tensor  # [members, times, ...]
     optimality: torch.Tensor | None = None  # [members]
+
+
+def normal_tensors(value):
+    """`value` (a Rollout: its transitions, forward samples, dicts and lists) with every inference
+    tensor replaced by a normal copy. Rollouts run under torch.inference_mode (no autograd
+    bookkeeping, the same kernels: the values are equal), but a tensor made there cannot be saved
+    for backward, and the update backpropagates through the rollout's states."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.is_inference() else value
+    if isinstance(value, list):
+        return [normal_tensors(v) for v in value]
+    if isinstance(value, dict):
+        return {k: normal_tensors(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        for f in fields(value):
+            setattr(value, f.name, normal_tensors(getattr(value, f.name)))
+    return value
 
 
 def integrate_ode(runner: VelocityRunner, x: torch.Tensor, cond: Cond, cond_idx: torch.Tensor,

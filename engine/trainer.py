@@ -38,7 +38,7 @@ from engine.models.base import VelocityRunner
 from engine.old_policy import OldPolicy
 from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
-from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
+from engine.rollout import PROMPT_STREAM, RolloutNoise, normal_tensors, ode_images, seeded_generator
 from engine.sampling import ode_step
 from engine.update import forward_loss_backward, policy_loss_backward
 
@@ -85,6 +85,10 @@ class Trainer:
                                       betas=tuple(t.betas), weight_decay=t.weight_decay)
         self.wrapped, self.optimizer = self.accelerator.prepare(transformer, optimizer)
         self.model.use_wrapped_transformer(self.wrapped)
+        if t.compile:  # in place: parameter names, the adapter and checkpoints stay as they are
+            if self.sharded:
+                raise ConfigError("train.compile: not supported under FSDP; leave it off")
+            transformer.compile()
         # Taken after prepare: FSDP replaces the parameters, and clips only the wrapper's own.
         self.params = [p for p in self.wrapped.parameters() if p.requires_grad]
 
@@ -273,8 +277,9 @@ class Trainer:
         prompts = batch[first:first + P]
         cond = {k: v.to(acc.device) for k, v in self.model.encode_prompts(prompts).items()}
 
-        with torch.no_grad(), self.acting():
+        with torch.inference_mode(), self.acting():
             rollout = self.algorithm.rollout(runner, cond, RolloutNoise.seeded(seed, it, first, P), it)
+        rollout = normal_tensors(rollout)  # the update trains through its states
         rollout_evals, rollout_model_s = runner.evaluations, runner.seconds
         t_rollout = time.perf_counter()
 

@@ -2,7 +2,8 @@
 
     run_id = api.submit("configs/g2rpo.yaml", ["train.iterations=20"])   # validated, stored, queued
     api.get_run(run_id)["status"]           # queued | running | completed | failed | cancelled | interrupted
-    api.latest_metrics(run_id, since_iteration=n)   # new iterations only: cheap to poll
+    api.curves(run_id)                      # the curves, at most 1,000 rows however long the run
+    api.latest_metrics(run_id, since_iteration=n)   # every metrics row after n (the full table)
     api.heatmap(run_id)                     # G²RPO attribution of the latest iteration
     api.cancel(run_id); api.resume(run_id); api.export(run_id); api.push(run_id, "user/name")
 
@@ -30,6 +31,7 @@ from engine.limits import excerpt
 MAX_ID = 2**63 - 1  # the database's integer
 
 # What the UI polls, re-exported from queries.
+curves = queries.curves
 latest_metrics = queries.latest_metrics
 run_summaries = queries.run_summaries
 heatmap = queries.heatmap
@@ -110,14 +112,16 @@ def _run(run_id: int) -> Run:
     return run
 
 
-def get_run(run_id: int) -> dict:
-    """The run's row as a dict, plus `folder` (absolute) and `checkpoints` (relative paths)."""
+def get_run(run_id: int, checkpoints: bool = True) -> dict:
+    """The run's row as a dict, plus `folder` (absolute) and `checkpoints` (relative paths; left
+    out with checkpoints=False: a list as long as the run, which a Monitor's poll does not need)."""
     runs.mark_interrupted()  # the UI never shows 'running' for a run whose worker died long ago
     run = _run(run_id).model_dump()
     run["folder"] = str(settings.run_dir(run_id))
-    with db.session() as s:
-        run["checkpoints"] = list(s.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
-                                            .order_by(Checkpoint.iteration)))
+    if checkpoints:
+        with db.session() as s:
+            run["checkpoints"] = list(s.scalars(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
+                                                .order_by(Checkpoint.iteration)))
     return run
 
 
@@ -194,10 +198,11 @@ def wait(run_id: int, timeout: float | None = None, poll_s: float = 1.0) -> str:
     return status
 
 
-def samples(run_id: int) -> list[dict]:
-    """Sample images of a run with absolute `file` paths (the base model's have trained == 0)."""
+def samples(run_id: int, newest: int | None = None) -> list[dict]:
+    """Sample images of a run with absolute `file` paths (the base model's have trained == 0);
+    `newest`: only the newest that many."""
     folder = settings.run_dir(_id(run_id))
-    return [{**row, "file": str(folder / row["path"])} for row in queries.samples(run_id)]
+    return [{**row, "file": str(folder / row["path"])} for row in queries.samples(run_id, newest)]
 
 
 def add_evaluation(run_id: int, scores: dict, checkpoint: str | None = None, prompts: str = "eval",

@@ -26,6 +26,7 @@ from jobs.settings import StorageError
 
 ALEMBIC_INI = Path(__file__).parent / "alembic.ini"
 BUSY_TIMEOUT_S = 30
+SQLITE_PAGE_BYTES = 8192
 SERVER_CHECK_S = 5.0  # how often a server database's identity is checked (a query); SQLite: every session
 _engines: dict[str, Engine] = {}
 _identities: dict[str, tuple] = {}  # url -> what the database was when this process opened it
@@ -36,6 +37,9 @@ _broken: dict[str, str] = {}  # url -> why it can no longer be used
 def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    # A new file only (an existing one keeps its pages): 8 KB pages hold three of a default G²RPO
+    # run's 2.7 KB member-array rows where 4 KB pages hold one, a third less space.
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
     cursor.execute("PRAGMA foreign_keys=ON")
     # Switching a new file to WAL needs a lock the busy handler does not wait for: retry, as long
     # as the busy timeout (another process may be migrating the new file, slowly on a busy machine).

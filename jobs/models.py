@@ -1,4 +1,4 @@
-"""The tables: runs, per-iteration metrics, G²RPO attribution, samples, checkpoints, evaluations.
+"""The tables: runs, per-iteration metrics, G²RPO attribution, curve buckets, samples, checkpoints, evaluations.
 
 Everything the UI shows is read from here. Images and checkpoints stay files in the run folder
 (`settings.run_dir(id)`); the tables hold their paths relative to it, so moving the data folder
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
@@ -56,7 +56,7 @@ class Run(SQLModel, table=True):
 
 
 class Metric(SQLModel, table=True):
-    """One row per iteration: scalar columns for the curves, the rest of the record as JSON."""
+    """One row per iteration: scalar columns, the iteration's curve values, the rest of the record as JSON."""
     __tablename__ = "metrics"
     run_id: int = run_fk()
     iteration: int = Field(primary_key=True)  # (run_id, iteration) is the index the UI reads by
@@ -72,34 +72,49 @@ class Metric(SQLModel, table=True):
     grad_norm: float | None
     seconds: float  # wall time of the iteration
     model_evaluations: int  # rollout + train
-    rewards: dict = Field(sa_column=Column(JSON, nullable=False))  # {name: {mean, std}}
-    record: dict = Field(sa_column=Column(JSON, nullable=False))  # the record minus g2rpo's arrays
+    rewards: dict = Field(sa_column=Column(JSON, nullable=False))  # {name: {mean, std}}: the record's "reward"
+    # The rest of the record: minus g2rpo's arrays, "reward" and the scalars stored as columns above.
+    record: dict = Field(sa_column=Column(JSON, nullable=False))
+    # Every value the curves draw, float32 in the order of the run's CurveLayout (jobs/rollup.py):
+    # the curves of a short run, and what the buckets are folded from.
+    curve_values: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
 
 
 class Attribution(SQLModel, table=True):
-    """G²RPO's per-step attribution, one row per (iteration, prompt, branch step k).
-
-    Compact on purpose: the members and granularities of a row are arrays, [reward model][λ][member]
-    for `rewards` and `advantages`, [member] for `mixed_advantage`, in the order of the record's
-    `g2rpo.granularities` (kept in Metric.record). A default run (K=8, Λ=3, G=12) stores 8 rows per
-    iteration instead of 288 single values.
+    """G²RPO's per-member arrays of one iteration (jobs/attribution.py): rewards and advantages
+    [reward model][prompt][k][λ][member], then mixed_advantage [prompt][k][member], as
+    little-endian float32 in C order, zlib-compressed into one blob, with their shape in columns. The labels (branch_steps,
+    granularities, prompts) stay in Metric.record. Read only for the iteration a user opens.
     """
     __tablename__ = "attributions"
-    # Covering index of the step x iteration heatmap: read without touching the wide JSON rows.
-    __table_args__ = (Index("ix_attributions_history", "run_id", "iteration", "k", "abs_advantage"),)
     run_id: int = run_fk()
     iteration: int = Field(primary_key=True)
-    prompt: int = Field(primary_key=True)  # index into the record's prompts
-    k: int = Field(primary_key=True)  # the branch step (a denoising step index)
-    rewards: list = Field(sa_column=Column(JSON, nullable=False))
-    advantages: list = Field(sa_column=Column(JSON, nullable=False))
-    mixed_advantage: list = Field(sa_column=Column(JSON, nullable=False))
-    abs_advantage: float | None  # mean |mixed advantage| over members: the step x iteration heatmap
-    # How much of the reward varies with the noise injected at k: std over members of the weighted
-    # reward at the finest granularity (None for a constant or one-member group).
-    reward_std: float | None = None
-    # Mean Pearson correlation between the advantages of different granularities (None with one λ).
-    agreement: float | None = None
+    models: int
+    prompts: int
+    steps: int  # branch steps K
+    granularities: int  # Λ
+    members: int  # G
+    arrays: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CurveLayout(SQLModel, table=True):
+    """What a run's curve values are: one path into a curve row per value (["loss"],
+    ["rewards", name, "mean"], ["attribution", "abs_advantage", k], ...), appended to, never reordered."""
+    __tablename__ = "curve_layouts"
+    run_id: int = run_fk()
+    names: list = Field(sa_column=Column(JSON, nullable=False))
+
+
+class CurveBucket(SQLModel, table=True):
+    """The curve values of BASE**level consecutive iterations from `start` (jobs/rollup.py), folded
+    when they are stored: per value its count of finite values, min, max (float32) and sum (float64)."""
+    __tablename__ = "curve_buckets"
+    run_id: int = run_fk()
+    level: int = Field(primary_key=True)
+    start: int = Field(primary_key=True)  # a multiple of the bucket's size
+    last: int  # the latest iteration folded in
+    iterations: int  # how many were
+    stats: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Sample(SQLModel, table=True):

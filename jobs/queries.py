@@ -1,27 +1,31 @@
 """What the UI reads, in as few and as small queries as possible.
 
-Polling is incremental: `latest_metrics(run, since_iteration=n)` and `attribution_history(run,
-since_iteration=n)` return only iterations after n, so a page that already drew n iterations reads
-one new row per iteration; the heatmap reads one iteration's rows.
+The curves (`curves`) are read downsampled to at most rollup.MAX_POINTS rows whatever the run's
+length, from buckets folded when the iterations were stored (jobs/rollup.py), with the step x
+iteration attribution summary in the same rows (`history`). Polling is incremental: a page that
+drew the rows up to a bucket asks for the buckets from its last one on. Full detail (one
+iteration's record and member arrays) is read only for the iteration a user opens (`heatmap`).
+`latest_metrics` and `records` read every stored iteration: the export and the API, not the Monitor.
 """
 from __future__ import annotations
 
-import math
-from itertools import groupby
+from operator import itemgetter
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
-from jobs import db
+from jobs import attribution, db, rollup
 from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
+from jobs.sink import SCALARS
 
 CURVES = ("iteration", "created_at", "reward", "loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction",
           "approx_kl", "grad_norm", "seconds", "model_evaluations", "rewards", "record")
-HISTORY_VALUES = ("abs_advantage", "reward_std", "agreement")  # per (iteration, k), averaged over prompts
-HISTORY_COLUMNS = 500  # the step x iteration heatmap never needs more columns than a screen has
+HISTORY_VALUES = attribution.SUMMARY  # per (iteration, k), averaged over prompts
+RECORD = (Metric.record, Metric.rewards, *(getattr(Metric, key) for key in SCALARS))  # what full_record reads
 
 
 def latest_metrics(run_id: int, since_iteration: int = -1) -> list[dict]:
-    """Scalar metrics of iterations > since_iteration, in order (`rewards`: {name: {mean, std}}; `record`: the rest of the engine record, e.g. time, kl)."""
+    """Every metrics row of iterations > since_iteration, in order (`rewards`: {name: {mean, std}};
+    `record`: the rest of the engine record, e.g. time, kl). Grows with the run: the curves read `curves`."""
     columns = [Metric.__table__.c[c] for c in CURVES]
     with db.get_engine().connect() as c:  # Core, not the ORM: a 10,000-row read is 15% faster
         rows = c.execute(select(*columns).where(Metric.run_id == run_id, Metric.iteration > since_iteration)
@@ -29,18 +33,67 @@ def latest_metrics(run_id: int, since_iteration: int = -1) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def full_record(metric_record: dict, attributions: list[Attribution]) -> dict:
-    """The engine's record again, from a metrics row's JSON and its iteration's attribution rows."""
-    record = dict(metric_record)
-    g = record.get("g2rpo")
-    if g is not None and attributions:
-        by_cell = {(a.prompt, a.k): a for a in attributions}
-        cells = [[by_cell[p, k] for k in g["branch_steps"]] for p in range(len(record["prompts"]))]
-        models = range(len(attributions[0].rewards))
-        record["g2rpo"] = {**g,
-                           "rewards": [[[c.rewards[m] for c in row] for row in cells] for m in models],
-                           "advantages": [[[c.advantages[m] for c in row] for row in cells] for m in models],
-                           "mixed_advantage": [[c.mixed_advantage for c in row] for row in cells]}
+def curve_every(stored: int) -> int:
+    """Iterations per curve row for a run with `stored` iterations (1 up to rollup.MAX_POINTS)."""
+    return rollup.BASE ** rollup.level_for(stored)
+
+
+def curves(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:
+    """The run's curves, one row per `every` iterations (default: as few as keep it within
+    rollup.MAX_POINTS rows for the iterations stored), rows starting after since_iteration:
+    {"every", "stored": iterations stored, "rows"}. A row has the keys of a metrics row, averaged
+    over its iterations (`seconds` and `model_evaluations` summed), with `count` and `last`, and
+    `low`/`high` (the min and max of each value) when it spans several (rollup.read)."""
+    with db.get_engine().connect() as c:  # one transaction: the run's length and its rows agree
+        last = c.execute(select(Run.last_iteration).where(Run.id == run_id)).scalar()
+        stored = 0 if last is None else last + 1
+        level = rollup.level_for(stored) if every is None else rollup.level_of(every)
+        rows = rollup.read(c, run_id, level, since_iteration)
+    return {"every": rollup.BASE**level, "stored": stored, "rows": rows}
+
+
+def history(rows: list[dict], every: int) -> dict:
+    """The step x iteration view from curve rows: per row (a bin of `every` iterations) and branch
+    step, averaged over prompts and the bin's iterations: mean |mixed advantage| (where in the
+    denoising trajectory the learning signal sits), the reward's std across the group at the
+    finest granularity (how much reward the noise injected at k moves) and the granularities'
+    agreement. `iterations` are the bins' first iterations."""
+    rows = [row for row in rows if row.get("attribution")]
+    steps = sorted({k for row in rows for per_step in row["attribution"].values() for k in per_step})
+    out = {"iterations": [row["iteration"] for row in rows], "every": every, "branch_steps": steps}
+    pick = itemgetter(*steps) if steps else None
+    for value in HISTORY_VALUES:
+        out[value] = [_per_step(row["attribution"].get(value) or {}, steps, pick) for row in rows]
+    return out
+
+
+def _per_step(values: dict, steps: list, pick) -> list:
+    """values[k] for every k in steps (None where a row has no such step)."""
+    if len(values) == len(steps):
+        try:
+            picked = pick(values)
+            return list(picked) if len(steps) > 1 else [picked]
+        except KeyError:
+            pass
+    return [values.get(k) for k in steps]
+
+
+def attribution_history(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:
+    """`history` of the run's curve rows after since_iteration (see `curves` for `every`)."""
+    curve = curves(run_id, since_iteration, every)
+    return history(curve["rows"], curve["every"])
+
+
+def full_record(metric, arrays: Attribution | dict | None) -> dict:
+    """The engine's record again, from a metrics row (its `record` JSON, `rewards` and scalar
+    columns: a row or mapping) and its iteration's attributions row."""
+    get = metric.get if isinstance(metric, dict) else lambda key: getattr(metric, key)
+    record = {**get("record"), "reward": get("rewards")}
+    for key in SCALARS:
+        if get(key) is not None:  # a number in the record (a None stayed in its JSON)
+            record[key] = get(key)
+    if record.get("g2rpo") is not None and arrays is not None:
+        record["g2rpo"] = {**record["g2rpo"], **attribution.arrays(arrays)}
     return record
 
 
@@ -53,50 +106,21 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
             iteration = s.scalar(select(func.max(Attribution.iteration)).where(Attribution.run_id == run_id))
             if iteration is None:
                 return None
-        record = s.scalar(select(Metric.record).where(Metric.run_id == run_id, Metric.iteration == iteration))
-        cells = s.scalars(select(Attribution).where(Attribution.run_id == run_id,
-                                                    Attribution.iteration == iteration)).all()
-    if record is None or not cells:
+        metric = s.execute(select(*RECORD).where(Metric.run_id == run_id, Metric.iteration == iteration)).first()
+        arrays = s.get(Attribution, (run_id, iteration))
+    if metric is None or arrays is None or metric.record.get("g2rpo") is None:
         return None
-    g = full_record(record, list(cells))["g2rpo"]
-    return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **g}
-
-
-def attribution_history(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:
-    """Per (iteration, branch step), averaged over prompts: mean |mixed advantage| (where in the
-    denoising trajectory the learning signal sits), the reward's std across the group at the finest
-    granularity (how much reward the noise injected at k moves) and the granularities' agreement.
-
-    Iterations are binned `every` at a time (default: the run's planned iterations / HISTORY_COLUMNS,
-    fixed for a run so polls append to the same bins); `iterations` are the bins' first iterations.
-    A poll with since_iteration = the last bin's first iteration - 1 refreshes that bin and adds new ones."""
-    with db.session() as s:
-        if every is None:
-            planned = s.scalar(select(Run.iterations).where(Run.id == run_id)) or 1
-            every = max(1, math.ceil(planned / HISTORY_COLUMNS))
-        start = (Attribution.iteration // every) * every  # the bin's first iteration
-        rows = s.execute(select(start, Attribution.k, *(func.avg(getattr(Attribution, v)) for v in HISTORY_VALUES))
-                         .where(Attribution.run_id == run_id, Attribution.iteration > since_iteration)
-                         .group_by(start, Attribution.k).order_by(start, Attribution.k)).all()
-    steps = sorted({row[1] for row in rows})
-    history = {"iterations": [], "every": every, "branch_steps": steps, **{v: [] for v in HISTORY_VALUES}}
-    for it, group in groupby(rows, key=lambda r: r[0]):
-        by_k = {row[1]: row[2:] for row in group}
-        history["iterations"].append(it)
-        for j, value in enumerate(HISTORY_VALUES):
-            history[value].append([by_k[k][j] if k in by_k else None for k in steps])
-    return history
+    record = full_record(metric, arrays)
+    return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **record["g2rpo"]}
 
 
 def records(run_id: int) -> list[dict]:
     """Every stored iteration as the engine wrote it (export; the tests compare with records.jsonl)."""
     with db.session() as s:
-        metrics = s.execute(select(Metric.iteration, Metric.record).where(Metric.run_id == run_id)
+        metrics = s.execute(select(Metric.iteration, *RECORD).where(Metric.run_id == run_id)
                             .order_by(Metric.iteration)).all()
-        cells = s.scalars(select(Attribution).where(Attribution.run_id == run_id)
-                          .order_by(Attribution.iteration)).all()
-    by_iteration = {it: list(group) for it, group in groupby(cells, key=lambda a: a.iteration)}
-    return [full_record(record, by_iteration.get(it, [])) for it, record in metrics]
+        arrays = {a.iteration: a for a in s.scalars(select(Attribution).where(Attribution.run_id == run_id))}
+    return [full_record(metric, arrays.get(metric.iteration)) for metric in metrics]
 
 
 def _rows(model, run_id: int, order) -> list[dict]:
@@ -104,13 +128,29 @@ def _rows(model, run_id: int, order) -> list[dict]:
         return [row.model_dump() for row in s.scalars(select(model).where(model.run_id == run_id).order_by(*order))]
 
 
-def samples(run_id: int) -> list[dict]:
-    """Sample images in drawing order; `path` is relative to the run folder."""
-    return _rows(Sample, run_id, (Sample.trained, Sample.position))
+def samples(run_id: int, newest: int | None = None) -> list[dict]:
+    """Sample images in drawing order; `path` is relative to the run folder. `newest`: only the
+    newest that many (by the record that wrote them), what a gallery shows."""
+    if newest is None:
+        return _rows(Sample, run_id, (Sample.trained, Sample.position))
+    with db.session() as s:
+        rows = s.scalars(select(Sample).where(Sample.run_id == run_id)
+                         .order_by(Sample.iteration.desc(), Sample.trained.desc(), Sample.position).limit(newest))
+        return sorted((row.model_dump() for row in rows), key=lambda r: (r["trained"], r["position"]))
 
 
-def checkpoints(run_id: int) -> list[dict]:
-    return _rows(Checkpoint, run_id, (Checkpoint.iteration,))
+def checkpoints(run_id: int, evaluated: bool = False) -> list[dict]:
+    """The run's checkpoints in order. `evaluated`: only the latest and those the trainer
+    evaluated (an evaluation after as many iterations trained), what the Monitor's warning reads."""
+    if not evaluated:
+        return _rows(Checkpoint, run_id, (Checkpoint.iteration,))
+    trained = select(Evaluation.trained).where(Evaluation.run_id == run_id, Evaluation.trained.is_not(None))
+    newest = select(func.max(Checkpoint.iteration)).where(Checkpoint.run_id == run_id).scalar_subquery()
+    with db.session() as s:
+        return [row.model_dump() for row in s.scalars(
+            select(Checkpoint).where(Checkpoint.run_id == run_id,
+                                     or_(Checkpoint.trained.in_(trained), Checkpoint.iteration == newest))
+            .order_by(Checkpoint.iteration))]
 
 
 def evaluations(run_id: int) -> list[dict]:

@@ -1,26 +1,24 @@
 """Engine records into the database.
 
 `RunSink` is what the training child hands the trainer: each iteration's record becomes one row of
-metrics, one attribution row per (prompt, branch step) for G²RPO, its sample and checkpoint paths,
-all in one transaction, and a line of the run folder's records.jsonl. (`queries.full_record` turns
-the rows back into the record.)
+metrics (with its curve values), for G²RPO one row of member arrays (jobs/attribution.py), its
+sample and checkpoint paths, and its fold into the curve buckets (jobs/rollup.py), all in one
+transaction, and a line of the run folder's records.jsonl. (`queries.full_record` turns the rows
+back into the record.)
 """
 from __future__ import annotations
 
 import math
 import os
 import signal
-import statistics
-from itertools import combinations
 from contextlib import contextmanager
 
 from sqlalchemy import delete, func, insert, select, update
 
-from jobs import db, settings
+from jobs import attribution, db, rollup, settings
 from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
 
 SCALARS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
-ARRAYS = ("rewards", "advantages", "mixed_advantage")  # g2rpo's nested lists, stored in attributions
 PER_ITERATION = (Metric, Attribution, Sample, Checkpoint, Evaluation)
 
 
@@ -35,41 +33,23 @@ def finite(value):
     return value
 
 
-def _known(values) -> list[float]:
-    return [v for v in values if v is not None]
+def stored_record(record: dict) -> dict:
+    """What Metric.record keeps of a (finite) record: not what has a column of its own (the
+    reward statistics, the scalars where they are numbers) nor g2rpo's arrays (attributions), so
+    nothing is stored twice. `queries.full_record` puts them back."""
+    rest = {k: v for k, v in record.items() if k not in ("g2rpo", "reward") and not (k in SCALARS and v is not None)}
+    if record.get("g2rpo") is not None:  # keep branch_steps / granularities in the record, move the arrays out
+        rest["g2rpo"] = {k: v for k, v in record["g2rpo"].items() if k not in attribution.ARRAYS}
+    return rest
 
 
-def reward_spread(rewards: list, weights: list[float], finest: int) -> float | None:
-    """Std over members of the weighted reward at granularity index `finest` (rewards [m][λ][member])."""
-    members = zip(*(row[finest] for row in rewards))
-    totals = [sum(w * r for w, r in zip(weights, member)) for member in members if None not in member]
-    return statistics.stdev(totals) if len(totals) >= 2 else None
-
-
-def granularity_agreement(advantages: list) -> float | None:
-    """Mean Pearson correlation between the member advantages of every pair of granularities
-    (advantages [m][λ][member]); None with one granularity or constant advantages."""
-    correlations = []
-    for per_lambda in advantages:
-        for a, b in combinations(per_lambda, 2):
-            pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-            if len(pairs) >= 2:
-                try:
-                    correlations.append(statistics.correlation(*zip(*pairs)))
-                except statistics.StatisticsError:  # a constant vector: no correlation defined
-                    pass
-    return sum(correlations) / len(correlations) if correlations else None
-
-
-def rows_for(run_id: int, record: dict, config: dict) -> dict[type, list[dict]]:
-    """The rows of one record, per table (plain dicts: bulk inserts)."""
+def rows_for(run_id: int, record: dict, config: dict) -> tuple[dict[type, list[dict]], dict]:
+    """The rows of one record, per table (plain dicts: bulk inserts), and its curve values by path."""
     record = finite(record)
     it = record["iteration"]
     weights = {r["name"]: r["weight"] for r in config["rewards"]}
-    rest = {k: v for k, v in record.items() if k != "g2rpo"}
+    rest = stored_record(record)
     g = record.get("g2rpo")
-    if g is not None:  # keep branch_steps / granularities in the record, move the arrays out
-        rest["g2rpo"] = {k: v for k, v in g.items() if k not in ARRAYS}
     rewards = record["reward"]
     total = sum(weights.get(name, 1.0) * (math.nan if v["mean"] is None else v["mean"]) for name, v in rewards.items())
     metric = dict(run_id=run_id, iteration=it, reward=finite(total), rewards=rewards, record=rest,
@@ -77,21 +57,10 @@ def rows_for(run_id: int, record: dict, config: dict) -> dict[type, list[dict]]:
                   **{k: record.get(k) for k in SCALARS})
     rows = {table: [] for table in PER_ITERATION}
     rows[Metric].append(metric)
+    steps = None
     if g is not None:
-        reward_weights = [weights.get(name, 1.0) for name in rewards]
-        finest = g["granularities"].index(min(g["granularities"]))
-        for p in range(len(record["prompts"])):
-            for i, k in enumerate(g["branch_steps"]):
-                mixed = g["mixed_advantage"][p][i]
-                known = [abs(a) for a in _known(mixed)]
-                cell_rewards = [m[p][i] for m in g["rewards"]]  # [reward model][λ][member]
-                cell_advantages = [m[p][i] for m in g["advantages"]]
-                rows[Attribution].append(dict(
-                    run_id=run_id, iteration=it, prompt=p, k=k, mixed_advantage=mixed,
-                    rewards=cell_rewards, advantages=cell_advantages,
-                    abs_advantage=sum(known) / len(known) if known else None,
-                    reward_std=reward_spread(cell_rewards, reward_weights, finest),
-                    agreement=granularity_agreement(cell_advantages)))
+        rows[Attribution].append(attribution.row(run_id, it, g))
+        steps = attribution.summary(g, [weights.get(name, 1.0) for name in rewards])
     for key in ("base_evaluation", "evaluation"):
         if key in record:
             e = record[key]
@@ -104,18 +73,27 @@ def rows_for(run_id: int, record: dict, config: dict) -> dict[type, list[dict]]:
                                      prompt=prompts[i] if i < len(prompts) else "", path=path))
     if record.get("checkpoint"):
         rows[Checkpoint].append(dict(run_id=run_id, iteration=it, trained=it + 1, path=record["checkpoint"]))
-    return rows
+    return rows, rollup.values(record, metric["reward"], steps and {k: v.tolist() for k, v in steps.items()})
 
 
 def insert_records(session, run_id: int, records: list[dict], config: dict) -> None:
-    """Insert records' rows and move the run's progress marker, in the caller's transaction."""
+    """Insert records' rows (ascending iterations), fold them into the curve buckets and move the
+    run's progress marker, in the caller's transaction."""
     tables: dict[type, list[dict]] = {table: [] for table in PER_ITERATION}
+    curves = []
     for record in records:
-        for table, rows in rows_for(run_id, record, config).items():
-            tables[table] += rows
+        rows, values = rows_for(run_id, record, config)
+        for table, table_rows in rows.items():
+            tables[table] += table_rows
+        curves.append(values)
+    names = rollup.layout(session, run_id, curves)
+    matrix = rollup.encode(names, curves)
+    for metric, vector in zip(tables[Metric], matrix):
+        metric["curve_values"] = vector.tobytes()
     for table, rows in tables.items():
         if rows:
             session.execute(insert(table), rows)
+    rollup.fold(session, run_id, [r["iteration"] for r in records], matrix)
     last = records[-1]
     checkpoints = [r["checkpoint"] for r in records if r.get("checkpoint")]
     values = {"last_iteration": last["iteration"]}
@@ -128,6 +106,7 @@ def truncate(session, run_id: int, start_iteration: int) -> None:
     """Forget iterations >= start_iteration: a resumed run redoes them (never stored twice)."""
     for table in PER_ITERATION:
         session.execute(delete(table).where(table.run_id == run_id, table.iteration >= start_iteration))
+    rollup.truncate(session, run_id, start_iteration)
     last = session.scalar(select(func.max(Metric.iteration)).where(Metric.run_id == run_id))
     checkpoint = session.scalar(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
                                 .order_by(Checkpoint.iteration.desc()).limit(1))

@@ -108,13 +108,17 @@ class WorkerProcess:
 
 def fake_record(iteration: int, prompts: int = 1, k: int = 8, lambdas: int = 3, group: int = 12, models: int = 1,
                 rng=None, checkpoint: bool = False) -> dict:
-    """A G²RPO record shaped like the engine's (default sizes: the paper's K=8, Λ=3, G=12)."""
+    """A G²RPO record shaped like the engine's (default sizes: the paper's K=8, Λ=3, G=12), its
+    member arrays float32 values as the engine's tensors give them."""
     import random
 
+    import numpy as np
+
     rng = rng or random.Random(iteration)
+    arrays = np.random.default_rng(rng.getrandbits(64))
 
     def nest(*shape):
-        return [nest(*shape[1:]) for _ in range(shape[0])] if shape else rng.uniform(-2, 2)
+        return arrays.uniform(-2, 2, shape).astype(np.float32).astype(np.float64).tolist()
 
     record = {
         "iteration": iteration, "prompts": ["a red circle on a black background"] * prompts,

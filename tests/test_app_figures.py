@@ -187,3 +187,22 @@ def test_step_summary_says_which_steps_carry_the_reward_variance():
     assert "iterations 0–9" in line and "k=0: 19% · k=2: 32% · k=4: 49%" in line and "k=4 carries the most" in line
     assert "iterations 5–9" in figures.step_summary(make_history(), window=5)  # only the last bin
     assert figures.step_summary({"iterations": []}) == ""
+
+
+def test_rows_of_several_iterations_draw_their_range_so_spikes_show():
+    """A long run's curve rows (jobs.rollup) carry each value's min and max: drawn as bands."""
+    from app import curves
+
+    rows = make_metrics(3)
+    for row in rows:
+        row["count"] = 16
+        row["low"] = {**row, "grad_norm": 1.0, "ratio_min": 0.5, "rewards": {"brightness": {"mean": -1.0}}}
+        row["high"] = {**row, "grad_norm": 50.0, "ratio_max": 1.5, "rewards": {"brightness": {"mean": 3.0}}}
+    fig = figures.diagnostics(rows)
+    band = traces(fig, "grad_norm min/max")
+    assert [list(t.y) for t in band] == [[1.0] * 3, [50.0] * 3] and band[1].fill == "tonexty"
+    ratio = traces(fig, "ratio min/max")
+    assert [list(t.y) for t in ratio] == [[0.5] * 3, [1.5] * 3]
+    assert not traces(figures.diagnostics(make_metrics(3)), "grad_norm min/max")  # one iteration a row: no band
+    reward = curves.reward_curves(rows)
+    assert [list(t.y) for t in traces(reward, "brightness min/max")] == [[-1.0] * 3, [3.0] * 3]

@@ -88,3 +88,34 @@ def test_mixgrpo_window_wraps_around(small_config):
     alg = build_algorithm(small_config("algorithm.name=mixgrpo", "algorithm.window_size=3"))
     starts = [alg.window(it).start for it in range(0, 25 * 6, 25)]
     assert starts == [0, 1, 2, 3, 4, 0]  # T - w = 5 positions, never reaching the last step
+
+
+def test_inference_mode_rollouts_equal_no_grad_ones_and_train_once_made_normal(small_config):
+    """The trainer samples under torch.inference_mode: the same numbers as under no_grad, and
+    normal_tensors makes them usable by the update (an inference tensor cannot be saved for backward)."""
+    from engine.rollout import normal_tensors
+
+    for name in ("g2rpo", "diffusionnft"):
+        cfg = small_config(f"algorithm.name={name}")
+        model = build_model(cfg.model)
+        runner = VelocityRunner(model, 5)
+        cond = model.encode_prompts(cfg.training_prompts()[:1])
+        algorithm = build_algorithm(cfg)
+        outs = {}
+        for mode in (torch.no_grad, torch.inference_mode):
+            with mode():
+                outs[mode] = algorithm.rollout(runner, cond, RolloutNoise.seeded(0, 0, 0, 1), 0)
+        plain, fast = outs[torch.no_grad], outs[torch.inference_mode]
+        assert fast.images.is_inference() and torch.equal(fast.images, plain.images)
+        for a, b in zip(fast.transitions, plain.transitions, strict=True):
+            assert torch.equal(a.x, b.x) and torch.equal(a.x_next, b.x_next) and torch.equal(a.logp_old, b.logp_old)
+        fast = normal_tensors(fast)
+        tensors = [fast.images, fast.prompt_idx] + [getattr(t, f) for t in fast.transitions
+                                                   for f in ("x", "cond_idx", "member_state", "x_next", "logp_old")]
+        if fast.forward is not None:
+            tensors += [fast.forward.x0, fast.forward.time_idx, fast.forward.eps]
+        assert tensors and not any(t.is_inference() for t in tensors)
+        x = fast.transitions[0].x if fast.transitions else fast.forward.x0
+        weight = torch.ones((), requires_grad=True)
+        (weight * x).sum().backward()  # saved for backward: refused for an inference tensor
+        assert weight.grad is not None

@@ -167,3 +167,33 @@ def test_a_cosine_schedule_decays_the_learning_rate_to_zero_and_resumes_on_it(sm
     assert resumed.start_iteration == 4
     constant = Trainer(small_config("train.learning_rate=1e-3"), tmp_path / "constant")
     assert constant.learning_rate(0) == constant.learning_rate(1) == 1e-3
+
+
+@pytest.mark.parametrize("when", ["rollout", "update"])
+def test_a_stop_request_keeps_the_last_completed_iteration_and_resumes_exactly(small_config, tmp_path, when):
+    """A cancel (engine/stopping.py): asked during iteration 2's rollout, the iteration is abandoned
+    and the checkpoint holds 2 iterations; asked during its update, the iteration finishes and the
+    checkpoint holds 3. Either way a resume from it continues exactly as a run never stopped."""
+    from engine.stopping import StopRequest
+
+    cfg = small_config("train.iterations=4", "train.checkpoint_every=1000")
+    straight = Trainer(cfg, tmp_path / "straight").run(progress=False)
+    stop = StopRequest()
+    stopped = Trainer(cfg, tmp_path / "stopped", stop=stop)
+    owner, name = (stopped.algorithm, "rollout") if when == "rollout" else (stopped, "update")
+    original = getattr(owner, name)
+
+    def asked(*args, **kwargs):  # rollout(runner, cond, noise, it), update(transitions, cond, it)
+        if args[-1] == 2:
+            stop.request()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, asked)
+    kept = 2 if when == "rollout" else 3
+    assert [r["iteration"] for r in stopped.run(progress=False)] == list(range(kept))
+    assert latest_checkpoint(tmp_path / "stopped").name == f"iter_{kept:06d}"
+    resumed = Trainer(cfg, tmp_path / "stopped", resume=True)
+    assert resumed.start_iteration == kept
+    for a, b in zip(straight[kept:], resumed.run(progress=False), strict=True):
+        assert [a[key] for key in METRICS] == [b[key] for key in METRICS] and a["reward"] == b["reward"]
+    assert [r["iteration"] for r in read_records(tmp_path / "stopped" / "records.jsonl")] == [0, 1, 2, 3]

@@ -84,7 +84,9 @@ def act(action: str, authorized: bool, run_id, profile: gr.OAuthProfile | None =
     run_id = selected_id(run_id)
     try:
         if action == "cancel":
-            return f"Run #{run_id}: {api.cancel(run_id)}."
+            state = api.cancel(run_id)
+            keep = " (saving a checkpoint of its last completed iteration)" if state == "cancelling" else ""
+            return f"Run #{run_id}: {state}{keep}."
         if action == "resume":
             note = redo_note(run_id)
             api.resume(run_id)

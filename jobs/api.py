@@ -141,8 +141,10 @@ def queue_position(run_id: int) -> dict:
 
 
 def cancel(run_id: int) -> str:
-    """Stop a run: a queued one never starts; a running one stops within about a second and keeps
-    its metrics, samples and checkpoints. Returns 'cancelled' or 'cancelling' (a worker confirms)."""
+    """Stop a run: a queued one never starts; a running one stops within about a second (or once
+    the iteration it is updating on finishes) and keeps its metrics, samples and checkpoints, plus a
+    checkpoint of its last completed iteration (engine/stopping.py), so a resume redoes nothing.
+    Returns 'cancelled' or 'cancelling' (a worker confirms)."""
     state = runs.cancel(_id(run_id))
     if state is None:
         raise JobError(f"run {run_id} is {_run(run_id).status}; nothing to cancel")

@@ -33,6 +33,7 @@ MAX_ID = 2**63 - 1  # the database's integer
 latest_metrics = queries.latest_metrics
 run_summaries = queries.run_summaries
 heatmap = queries.heatmap
+attribution_window = queries.attribution_window
 attribution_history = queries.attribution_history
 records = queries.records
 checkpoints = queries.checkpoints

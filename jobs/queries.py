@@ -62,6 +62,30 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
     return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **g}
 
 
+def attribution_window(run_id: int, last: int | None = None, window: int = 1) -> dict | None:
+    """G²RPO's attribution over the `window` iterations ending at `last` (default: the latest), one
+    cell per (iteration, prompt, branch step k): advantages [reward model][λ][member], mixed_advantage
+    [member], reward_std; with the labels of iteration `last`'s record. None before any."""
+    with db.session() as s:
+        if last is None:
+            last = s.scalar(select(func.max(Attribution.iteration)).where(Attribution.run_id == run_id))
+            if last is None:
+                return None
+        record = s.scalar(select(Metric.record).where(Metric.run_id == run_id, Metric.iteration == last))
+        rows = s.execute(select(Attribution.iteration, Attribution.prompt, Attribution.k, Attribution.advantages,
+                                Attribution.mixed_advantage, Attribution.reward_std)
+                         .where(Attribution.run_id == run_id, Attribution.iteration <= last,
+                                Attribution.iteration > last - max(1, window))
+                         .order_by(Attribution.iteration, Attribution.prompt, Attribution.k)).mappings().all()
+    if record is None or not rows or "g2rpo" not in record:
+        return None
+    g = record["g2rpo"]
+    return {"first": rows[0]["iteration"], "last": last, "iterations": len({r["iteration"] for r in rows}),
+            "prompts": record["prompts"], "reward_names": list(record["reward"]), "branch_steps": g["branch_steps"],
+            "granularities": g["granularities"], "merge_steps": g.get("merge_steps"),
+            "cells": [dict(row) for row in rows]}
+
+
 def attribution_history(run_id: int, since_iteration: int = -1, every: int | None = None) -> dict:
     """Per (iteration, branch step), averaged over prompts: mean |mixed advantage| (where in the
     denoising trajectory the learning signal sits), the reward's std across the group at the finest

@@ -180,10 +180,3 @@ def test_tiny_values_read_as_powers_of_ten_not_si_prefixes():
 def test_figures_leave_the_background_to_the_page_theme():
     for fig in (figures.diagnostics(make_metrics()), figures.step_heatmap(make_history()), figures.overlay([])):
         assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == figures.TRANSPARENT
-
-
-def test_step_summary_says_which_steps_carry_the_reward_variance():
-    line = figures.step_summary(make_history())
-    assert "iterations 0–9" in line and "k=0: 19% · k=2: 32% · k=4: 49%" in line and "k=4 carries the most" in line
-    assert "iterations 5–9" in figures.step_summary(make_history(), window=5)  # only the last bin
-    assert figures.step_summary({"iterations": []}) == ""

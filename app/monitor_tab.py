@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import attribution, curves, figures, monitor
+from app import attribution, curves, figures, monitor, samples_grid
 from engine.config import BRANCHING
 from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
@@ -113,7 +113,7 @@ def step_view(view: dict, value: str):
     return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value], spans)
 
 
-def render(view, x_axis, smoothing, step_value, iteration, window, prompt, k):
+def render(view, x_axis, smoothing, step_value, iteration, window, prompt, k, at=None, follow=True):
     """Every output of the tab from the view (no query but the chosen window's attribution)."""
     is_g2rpo = (view["run"] or {}).get("algorithm") in BRANCHING  # G²RPO and E-GRPO: the attribution views
     history = view["history"] or NO_HISTORY
@@ -124,6 +124,7 @@ def render(view, x_axis, smoothing, step_value, iteration, window, prompt, k):
             figures.granularity_agreement(history) if is_g2rpo else gr.skip(),
             figures.diagnostics(view["metrics"]), monitor.gallery(view),
             gr.update(visible=is_g2rpo), gr.update(choices=steps, value=k if k in steps else (steps[0] if steps else None)),
+            samples_grid.grid(view, at, follow), samples_grid.slider(view, at, follow),
             gr.update(choices=run_choices()))  # the run's label carries its status: relabel it
 
 
@@ -149,7 +150,12 @@ def redraw(view, run_id, *controls):
     return render(view, *controls)
 
 
-OUTPUTS = 14  # what render returns
+OUTPUTS = 16  # what render returns
+
+
+def pick_iteration(view, at):
+    """The user moved the grid's slider: show that iteration, and stop following the newest."""
+    return samples_grid.grid(view, at, False), samples_grid.slider(view, at, False), False
 
 
 def build() -> dict:
@@ -184,14 +190,20 @@ def build() -> dict:
             granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
         agreement = gr.Plot(label="Agreement between granularities over the run")
     diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
-    gallery = gr.Gallery(label="Samples (fixed noise; newest first)", columns=6, height="auto",
+    gr.Markdown("### Samples: each sample prompt, base beside the chosen iteration (fixed noise)")
+    with gr.Row():
+        at = gr.Slider(0, 1, value=0, step=1, label="Iteration (those that drew samples)", elem_id="samples-iteration",
+                       interactive=False, scale=4)
+        follow = gr.Checkbox(True, label="follow the newest", elem_id="samples-follow", scale=1)
+    grid = gr.HTML(elem_id="samples-grid")
+    gallery = gr.Gallery(label="All samples (fixed noise; newest first)", columns=6, height="auto",
                          elem_id="samples-gallery", format="png")
     samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))
-    controls = [x_axis, smoothing, step_value, iteration, window, prompt, k]
+    controls = [x_axis, smoothing, step_value, iteration, window, prompt, k, at, follow]
     outputs = [view, status, warning, rewards, steps, summary, members, granularities, agreement, diagnostics,
-               gallery, attribution_views, k, run]
+               gallery, attribution_views, k, grid, at, run]
     assert len(outputs) == OUTPUTS
 
     timer = gr.Timer(POLL_SECONDS)
@@ -205,6 +217,10 @@ def build() -> dict:
     for control in (iteration, window, prompt, k):
         control.change(iteration_views, [view, iteration, window, prompt, k], [members, granularities, summary],
                        api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    at.input(pick_iteration, [view, at], [grid, at, follow], api_visibility="private", show_progress="hidden",
+             trigger_mode="always_last")
+    follow.input(lambda v, a, f: (samples_grid.grid(v, a, f), samples_grid.slider(v, a, f)), [view, at, follow],
+                 [grid, at], api_visibility="private", show_progress="hidden")
     samples.click(user_errors(samples_api), run, gallery, api_name="samples")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")
     run.focus(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")  # new runs appear

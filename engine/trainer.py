@@ -187,14 +187,35 @@ class Trainer:
         return (torch.linalg.vector_norm(v.float() - p["v_base"].float())
                 / torch.linalg.vector_norm(p["v_base"].float())).item()
 
-    def save_samples(self, done: int) -> list[str]:
-        """Every process samples; the main one writes the images."""
+    def save_samples(self, done: int) -> tuple[list[str], dict[str, list]]:
+        """Every process samples; the main one writes the images. Returns their paths and each
+        training (and evaluation) reward's score of each image (None where not finite), which the
+        UI writes under the samples."""
         images = self.sample(self.cfg.sample_prompts)
         folder = Path("samples") / f"iter_{done:06d}"
         names = [f"{i:02d}.png" for i in range(len(images))]
         if self.is_main:
             save_images(images, self.out_dir / folder, names)
-        return [str(folder / name) for name in names]
+        scores = {r.name: [v if math.isfinite(v) else None for v in r(images, self.cfg.sample_prompts).tolist()]
+                  for r in self.sample_scorers()}
+        return [str(folder / name) for name in names], scores
+
+    def sample_scorers(self) -> list:
+        """The rewards that score the samples: the training and evaluation ones, a shapes-world
+        reward only if it can read every sample prompt as a scene (the config does not ask that)."""
+        from engine.rewards.base import WORLD_REWARDS
+        from engine.world.scenes import parse_prompt
+
+        def readable(prompt):
+            try:
+                parse_prompt(prompt)
+            except ValueError:
+                return False
+            return True
+
+        scenes = all(readable(p) for p in self.cfg.sample_prompts)
+        rewards = {r.name: r for r in [*self.rewards, *getattr(self, "eval_rewards", [])]}
+        return [r for name, r in rewards.items() if scenes or name not in WORLD_REWARDS]
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """t of every process concatenated along dim 0 in process order: the global batch's."""
@@ -278,7 +299,7 @@ class Trainer:
             group["lr"] = self.learning_rate(it)
         base = {}  # the base model's samples and scores, before the first update changes it
         if it == 0 and self.start_iteration == 0:
-            base["base_samples"] = self.save_samples(0)
+            base["base_samples"], base["base_sample_scores"] = self.save_samples(0)
             if cfg.train.eval_every:
                 base["base_evaluation"] = self.evaluate(0)
         start = time.perf_counter()
@@ -329,7 +350,7 @@ class Trainer:
             record["policy_movement"] = self.policy_movement()
         done = it + 1
         if done % cfg.train.sample_every == 0 or done == cfg.train.iterations:
-            record["samples"] = self.save_samples(done)
+            record["samples"], record["sample_scores"] = self.save_samples(done)
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
             record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:

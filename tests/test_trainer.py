@@ -40,6 +40,9 @@ def test_records_hold_what_the_ui_draws(small_config, tmp_path):
         assert key in first
     assert first["model_evaluations"]["train"] == 2 * 4  # one forward per (prompt, k)
     assert (tmp_path / first["base_samples"][0]).exists() and (tmp_path / second["samples"][0]).exists()
+    for scores, paths in ((first["base_sample_scores"], first["base_samples"]), (second["sample_scores"], second["samples"])):
+        assert list(scores) == ["brightness"] and len(scores["brightness"]) == len(paths)  # each image's score
+        assert all(0 <= v <= 1 for v in scores["brightness"])
     assert (tmp_path / second["checkpoint"] / LORA_WEIGHTS).exists()
 
 

@@ -64,14 +64,14 @@ def average(window: dict, weights: dict[str, float] | None = None, prompt: int |
 
 
 def describe(window: dict, prompt: int | None, count: int) -> str:
-    """"iterations 40–49 · 20 groups (2 prompts each), members by rank" or "iteration 49 · prompt 0: ..."."""
+    """A title: "iterations 40–49 · mean of 20 groups, by rank" or "iteration 49 · prompt 0: ..."."""
     span = (f"iteration {window['last']}" if window["first"] == window["last"]
             else f"iterations {window['first']}–{window['last']}")
     if count == 1:
         text = figures._short({"prompts": window["prompts"]}, prompt or 0, 50)
         return f"{span} · prompt {prompt or 0}: {text}"
-    which = f"prompt {prompt} of each" if prompt is not None else "all their prompts"
-    return f"{span} · mean of {count} groups ({which}), members ranked by mixed advantage"
+    which = f" (prompt {prompt} of each)" if prompt is not None else ""
+    return f"{span} · mean of {count} groups{which}, by rank"
 
 
 def _as_heat(window: dict, avg: dict) -> dict:
@@ -88,8 +88,8 @@ def member_figure(window: dict | None, weights=None, prompt: int | None = None):
     if avg is None:
         return figures.member_heatmap(None)
     fig = figures.member_heatmap(_as_heat(window, avg))
-    if avg["ranked"]:
-        fig.update_yaxes(title_text="member rank (0: highest mixed advantage)")
+    if avg["ranked"]:  # rank 0 on top
+        fig.update_yaxes(title_text="member rank (0: highest mixed adv.)", autorange="reversed")
     return fig.update_layout(title_text=describe(window, prompt, avg["groups"]))
 
 
@@ -121,5 +121,5 @@ def step_summary(window: dict | None, prompt: int | None = None) -> str:
     span = (f"iteration {window['first']}" if window["first"] == window["last"]
             else f"iterations {window['first']}–{window['last']}")
     which = f"prompt {prompt} of each" if prompt is not None else "all their prompts"
-    return (f"**Where the reward's variance sits** ({span}, {groups} groups: {which}): {shares}. "
+    return (f"**Where the reward's variance sits** ({span}, {groups} group{'s' if groups > 1 else ''}: {which}): {shares}. "
             f"Step k={top} carries the most.")

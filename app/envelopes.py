@@ -146,4 +146,4 @@ def figure(runs: Sequence[dict], x: str = "iteration", reward: str = "total", ba
         return _empty()
     fig.update_xaxes(title_text=X_TITLES[x])
     fig.update_yaxes(title_text=reward)
-    return _layout(fig, f"{reward}: runs compared, seeds of one config as mean and {band}")
+    return _layout(fig, f"{reward}: seeds of one config as mean and {band}")

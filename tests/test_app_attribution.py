@@ -42,7 +42,7 @@ def test_the_step_summary_is_taken_over_the_same_window():
 
 def test_figures_say_what_they_average():
     fig = attribution.member_figure(WINDOW)
-    assert fig.layout.title.text == "iterations 4–5 · mean of 2 groups (all their prompts), members ranked by mixed advantage"
+    assert fig.layout.title.text == "iterations 4–5 · mean of 2 groups, by rank"
     assert fig.layout.yaxis.title.text.startswith("member rank")
     bars = attribution.bars_figure(WINDOW, 1)
     assert bars.layout.title.text.startswith("k = 1 · iterations 4–5")

@@ -311,9 +311,10 @@ def test_seed_envelopes_in_the_overlay(page):
         ids.append(run_id)
     page.get_by_role("tab", name="Overlay").click()
     page.get_by_role("button", name="↻ runs").last.click()
-    for run_id in ids:
+    for seed, run_id in enumerate(ids):
         page.locator("#overlay-runs input").click()
-        page.get_by_role("option", name=f"#{run_id} g2rpo seed").click()
+        page.get_by_role("option", name=f"#{run_id} g2rpo seed {seed}").click()
+    page.locator("#overlay-runs input").press("Escape")  # close the list, which would cover the button
     page.click("#overlay-button")
     wait_until(lambda: len(trace_names(page, "overlay-plot")) == 3, 20, "one line per run")
     page.locator("#overlay-by-seed input").check()

@@ -38,6 +38,7 @@ from engine.models.base import VelocityRunner
 from engine.old_policy import OldPolicy
 from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
+from engine.rewards.base import can_score
 from engine.rollout import PROMPT_STREAM, RolloutNoise, ode_images, seeded_generator
 from engine.sampling import ode_step
 from engine.stopping import StopRequest, Stopped
@@ -201,21 +202,10 @@ class Trainer:
         return [str(folder / name) for name in names], scores
 
     def sample_scorers(self) -> list:
-        """The rewards that score the samples: the training and evaluation ones, a shapes-world
-        reward only if it can read every sample prompt as a scene (the config does not ask that)."""
-        from engine.rewards.base import WORLD_REWARDS
-        from engine.world.scenes import parse_prompt
-
-        def readable(prompt):
-            try:
-                parse_prompt(prompt)
-            except ValueError:
-                return False
-            return True
-
-        scenes = all(readable(p) for p in self.cfg.sample_prompts)
+        """The rewards that score the samples: the training and evaluation ones that can read the
+        sample prompts (the config checks the world's rewards against the training and eval prompts only)."""
         rewards = {r.name: r for r in [*self.rewards, *getattr(self, "eval_rewards", [])]}
-        return [r for name, r in rewards.items() if scenes or name not in WORLD_REWARDS]
+        return [r for name, r in rewards.items() if can_score(name, self.cfg.sample_prompts)]
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """t of every process concatenated along dim 0 in process order: the global batch's."""

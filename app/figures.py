@@ -332,23 +332,3 @@ def granularity_agreement(history: dict) -> go.Figure:
     fig.update_xaxes(title_text="iteration")
     fig.update_yaxes(title_text="mean correlation across λ", range=[-1.05, 1.05])
     return _layout(fig, "granularity agreement")
-
-
-
-def step_summary(history: dict, window: int = 50) -> str:
-    """A sentence to quote: each branch step's share of the reward's variance within groups (the
-    square of the group std at k, averaged over the last `window` iterations and their prompts)."""
-    if not history or not history.get("iterations"):
-        return ""
-    every = history.get("every", 1) or 1
-    rows = history["reward_std"][-max(1, window // every):]
-    steps = history["branch_steps"]
-    variance = [_mean([row[j] ** 2 for row in rows if row[j] is not None]) for j in range(len(steps))]
-    total = sum(v for v in variance if v is not None)
-    if not total:
-        return ""
-    first = history["iterations"][-len(rows)]
-    shares = " · ".join(f"k={k}: {v / total:.0%}" for k, v in zip(steps, variance) if v is not None)
-    top = max((v, k) for k, v in zip(steps, variance) if v is not None)[1]
-    return (f"**Where the reward's variance sits** (iterations {first}–{history['iterations'][-1] + every - 1}, "
-            f"averaged over their prompts): {shares}. Step k={top} carries the most.")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import curves, figures, monitor
+from app import attribution, curves, figures, monitor, samples_grid
 from engine.config import BRANCHING
 from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
@@ -16,6 +16,7 @@ X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "w
 STEP_VALUES = {"mean |advantage|": "abs_advantage", "reward std in the group": "reward_std"}
 POLL_SECONDS = 2.0
 SMOOTHING = 0.6  # the EMA weight a run opens with: one prompt's zig-zag averaged over a few iterations
+WINDOW = 20  # iterations the attribution views average by default: one prompt's noise over several
 NO_HISTORY = {"iterations": [], "branch_steps": [], "every": 1}
 EXPLAINER = """**Singular Stochastic Sampling.** For each prompt the sampler runs one deterministic (ODE)
 anchor trajectory from pure noise. At each branch step k in K, the G group members leave the anchor's
@@ -40,27 +41,58 @@ iterations, both values averaged over the iteration's prompts (and over a bin of
 runs); *mean |advantage|* is how much learning signal G²RPO credits to k, *reward std in the group* how
 much the noise injected at k moves the reward (at the finest λ). The scale starts at 0. With one prompt
 per iteration a column is one prompt's noise: read the rows' trend across columns, not single cells.
-*Agreement*: the mean correlation between the advantages at different λ (1: the granularities agree)."""
+*Agreement*: the mean correlation between the advantages at different λ (1: the granularities agree).
+
+**A window of iterations.** The member and granularity views and the per-step summary below them
+average a window of iterations (and their prompts, or one prompt index of each). Member indices
+mean nothing across groups, so a window is averaged by **rank**: in each group the members are
+ordered by mixed advantage (rank 0: the highest) and the r-th of each are averaged. The map then
+shows how sharply each step separates its best members from its worst, the bars whether every λ
+ranks members as the mixed advantage does. A window of one iteration and one prompt shows that
+group's members as they are."""
 
 
-def _heat(view: dict, iteration):
+def _whole(value, what: str, allow_negative: bool = False):
+    """A whole number from a field (None when empty), or gr.Error naming the field."""
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if number != number or number != int(number) or (number < 0 and not allow_negative):
+        raise gr.Error(f"{what} must be a whole number{'' if allow_negative else ' >= 0'}, not {str(value)[:20]!r}.")
+    return int(number)
+
+
+def iteration_views(view: dict, iteration, window, prompt, k):
+    """The member x step heatmap, the granularity bars and the per-step summary, over the `window`
+    iterations ending at `iteration` (-1: the latest) and one prompt index or all (-1)."""
     from jobs import api
 
+    empty = figures.member_heatmap(None), figures.granularity_bars(None)
+    try:
+        last = _whole(iteration, "The iteration", allow_negative=True)
+        size = _whole(window, "The window") or 1
+        which = _whole(prompt, "The prompt", allow_negative=True)
+        if not 1 <= size <= attribution.MAX_WINDOW:
+            raise gr.Error(f"The window is 1 to {attribution.MAX_WINDOW} iterations, not {size:,}.")
+    except gr.Error as err:
+        return (*empty, f"⚠️ {err.message}")
     if view["run_id"] is None:
-        return None
-    return api.heatmap(view["run_id"], None if iteration in (None, "") or iteration < 0 else int(iteration))
-
-
-def iteration_views(view: dict, iteration, prompt, k):
-    """The chosen iteration's member x step heatmap and granularity bars."""
-    heat = _heat(view, iteration)
-    if heat is None:
-        return figures.member_heatmap(None), figures.granularity_bars(None)
-    prompt = min(max(int(prompt or 0), 0), len(heat["prompts"]) - 1)
-    k_index = heat["branch_steps"].index(k) if k in heat["branch_steps"] else 0
+        return (*empty, "")
+    last = None if last is None or last < 0 else last
+    which = None if which is None or which < 0 else which
+    cells = api.attribution_window(view["run_id"], last, size)
+    if cells is None:
+        return (*empty, f"⚠️ Iteration {last} has no attribution stored." if last is not None else "")
+    if which is not None and which >= len(cells["prompts"]):
+        count = len(cells["prompts"])
+        return (*empty, f"⚠️ No prompt {which}: this run draws {count} prompt{'s' if count > 1 else ''} per "
+                        f"iteration (0–{count - 1}); -1 averages them.")
     weights = monitor.reward_weights(view)
-    return (figures.member_heatmap(heat, prompt),
-            figures.granularity_bars(heat, prompt, k_index, [weights.get(n, 1.0) for n in heat["reward_names"]]))
+    return (attribution.member_figure(cells, weights, which), attribution.bars_figure(cells, k, weights, which),
+            attribution.step_summary(cells, which))
 
 
 def reward_view(view: dict, x_axis: str, smoothing: float = 0.0):
@@ -81,18 +113,18 @@ def step_view(view: dict, value: str):
     return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value], spans)
 
 
-def render(view, x_axis, smoothing, step_value, iteration, prompt, k):
-    """Every output of the tab from the view (no query but the chosen iteration's heatmap)."""
+def render(view, x_axis, smoothing, step_value, iteration, window, prompt, k, at=None, follow=True):
+    """Every output of the tab from the view (no query but the chosen window's attribution)."""
     is_g2rpo = (view["run"] or {}).get("algorithm") in BRANCHING  # G²RPO and E-GRPO: the attribution views
     history = view["history"] or NO_HISTORY
     steps = history["branch_steps"]
-    member, bars = iteration_views(view, iteration, prompt, k) if is_g2rpo else (gr.skip(), gr.skip())
+    chosen = iteration_views(view, iteration, window, prompt, k) if is_g2rpo else (gr.skip(),) * 3
     return (view, monitor.status_line(view), notes(view), reward_view(view, x_axis, smoothing),
-            step_view(view, step_value) if is_g2rpo else gr.skip(),
-            figures.step_summary(history) if is_g2rpo else gr.skip(), member, bars,
+            step_view(view, step_value) if is_g2rpo else gr.skip(), chosen[2], chosen[0], chosen[1],
             figures.granularity_agreement(history) if is_g2rpo else gr.skip(),
             figures.diagnostics(view["metrics"]), monitor.gallery(view),
             gr.update(visible=is_g2rpo), gr.update(choices=steps, value=k if k in steps else (steps[0] if steps else None)),
+            samples_grid.grid(view, at, follow), samples_grid.slider(view, at, follow),
             gr.update(choices=run_choices()))  # the run's label carries its status: relabel it
 
 
@@ -118,7 +150,12 @@ def redraw(view, run_id, *controls):
     return render(view, *controls)
 
 
-OUTPUTS = 14  # what render returns
+OUTPUTS = 16  # what render returns
+
+
+def pick_iteration(view, at):
+    """The user moved the grid's slider: show that iteration, and stop following the newest."""
+    return samples_grid.grid(view, at, False), samples_grid.slider(view, at, False), False
 
 
 def build() -> dict:
@@ -133,30 +170,40 @@ def build() -> dict:
                               elem_id="smoothing", scale=1)
     rewards = gr.Plot(label="Reward: training mean (smoothed; raw points faint) and held-out change since base",
                       elem_id="reward-plot")
-    with gr.Column(visible=False) as attribution:
+    with gr.Column(visible=False) as attribution_views:
         gr.Markdown("### Where the reward comes from")
         with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
             gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
         step_value = gr.Radio(list(STEP_VALUES), value="mean |advantage|", label="colour")
         steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
-        summary = gr.Markdown(elem_id="step-summary")
         with gr.Row():
-            iteration = gr.Number(value=-1, precision=0, label="Iteration (-1: latest)", scale=1)
-            prompt = gr.Number(value=0, precision=0, label="Prompt (index in the iteration)", scale=1)
+            iteration = gr.Number(value=-1, precision=0, label="Window ends at iteration (-1: latest)", scale=1,
+                                  elem_id="attribution-iteration")
+            window = gr.Slider(1, attribution.MAX_WINDOW, value=WINDOW, step=1, label="Window (iterations averaged)",
+                               elem_id="attribution-window", scale=2)
+            prompt = gr.Number(value=-1, precision=0, label="Prompt (index; -1: mean over the iteration's prompts)",
+                               scale=1, elem_id="attribution-prompt")
             k = gr.Dropdown([], label="Branch step k for the granularity view", scale=1)
+        summary = gr.Markdown(elem_id="step-summary")
         with gr.Row():
             members = gr.Plot(label="Mixed advantage per member and step", elem_id="member-heatmap")
             granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
         agreement = gr.Plot(label="Agreement between granularities over the run")
     diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
-    gallery = gr.Gallery(label="Samples (fixed noise; newest first)", columns=6, height="auto",
+    gr.Markdown("### Samples: each sample prompt, base beside the chosen iteration (fixed noise)")
+    with gr.Row():
+        at = gr.Slider(0, 1, value=0, step=1, label="Iteration (those that drew samples)", elem_id="samples-iteration",
+                       interactive=False, scale=4)
+        follow = gr.Checkbox(True, label="follow the newest", elem_id="samples-follow", scale=1)
+    grid = gr.HTML(elem_id="samples-grid")
+    gallery = gr.Gallery(label="All samples (fixed noise; newest first)", columns=6, height="auto",
                          elem_id="samples-gallery", format="png")
     samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))
-    controls = [x_axis, smoothing, step_value, iteration, prompt, k]
+    controls = [x_axis, smoothing, step_value, iteration, window, prompt, k, at, follow]
     outputs = [view, status, warning, rewards, steps, summary, members, granularities, agreement, diagnostics,
-               gallery, attribution, k, run]
+               gallery, attribution_views, k, grid, at, run]
     assert len(outputs) == OUTPUTS
 
     timer = gr.Timer(POLL_SECONDS)
@@ -167,9 +214,13 @@ def build() -> dict:
         control.change(reward_view, [view, x_axis, smoothing], rewards, api_visibility="private",
                        concurrency_limit=None, show_progress="hidden")
     step_value.change(step_view, [view, step_value], steps, api_visibility="private", concurrency_limit=None)
-    for control in (iteration, prompt, k):
-        control.change(iteration_views, [view, iteration, prompt, k], [members, granularities],
-                       api_visibility="private", concurrency_limit=None)
+    for control in (iteration, window, prompt, k):
+        control.change(iteration_views, [view, iteration, window, prompt, k], [members, granularities, summary],
+                       api_visibility="private", concurrency_limit=None, show_progress="hidden")
+    at.input(pick_iteration, [view, at], [grid, at, follow], api_visibility="private", show_progress="hidden",
+             trigger_mode="always_last")
+    follow.input(lambda v, a, f: (samples_grid.grid(v, a, f), samples_grid.slider(v, a, f)), [view, at, follow],
+                 [grid, at], api_visibility="private", show_progress="hidden")
     samples.click(user_errors(samples_api), run, gallery, api_name="samples")
     refresh.click(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")
     run.focus(lambda: gr.update(choices=run_choices()), None, run, api_visibility="private")  # new runs appear

@@ -1,12 +1,14 @@
 """Overlay: the comparison study in small. Pick several runs, finished or running (G²RPO against its
 baselines, or one method under several settings), and draw one reward of all of them on one axis, against
-iterations, model evaluations or wall time, with a table of where each ended.
+iterations, model evaluations or wall time, with a table of where each ended. Runs that differ only in
+train.seed can be drawn as one envelope (their mean and a band: app/envelopes.py).
 """
 from __future__ import annotations
 
 import gradio as gr
 
-from app import curves, figures
+from app import curves, envelopes, figures
+from app.envelopes import reward_value as _reward_of
 from app.errors import user_errors
 from app.monitor_tab import X_AXES
 from app.runs_tab import selected_id
@@ -31,7 +33,7 @@ def load_runs(run_ids: list) -> list[dict]:
     for run_id in run_ids or []:
         run = api.get_run(selected_id(run_id))
         label = f"#{run['id']} {run['name'] or run['algorithm']}"
-        runs.append({"label": label, "metrics": api.curves(run["id"])["rows"],
+        runs.append({"label": label, "config": run["config"], "metrics": api.curves(run["id"])["rows"],
                      "evaluations": api.queries.evaluations(run["id"])})
     return runs
 
@@ -44,12 +46,6 @@ def reward_names(runs: list[dict]) -> list[str]:
         for e in run["evaluations"]:
             names.update(dict.fromkeys(e.get("scores") or {}))
     return [*names, "total"]
-
-
-def _reward_of(metric: dict, reward: str):
-    if reward == "total":
-        return metric.get("reward")
-    return ((metric.get("rewards") or {}).get(reward) or {}).get("mean")
 
 
 def _number(value) -> str:
@@ -71,24 +67,50 @@ def summary(runs: list[dict], reward: str) -> str:
     return "\n".join(rows)
 
 
-def draw(run_ids: list, reward: str | None, x_axis: str):
-    """The overlay of the selected runs (at least two), their summary, and the reward choices."""
+def seed_summary(runs: list[dict], reward: str) -> str:
+    """Markdown: per config with several seeds, the mean and spread of their final training rewards."""
+    rows = []
+    for group in envelopes.groups(runs):
+        finals = []
+        for run in group:
+            recent = curves.recent_mean(run["metrics"], lambda m: _reward_of(m, reward), LAST)
+            if recent is not None:
+                finals.append(recent)
+        if len(group) > 1 and finals:
+            mean, low, high = envelopes.spread(finals, "min–max")
+            std = envelopes.spread(finals, "± std")
+            rows.append(f"| {envelopes.group_label(group)} | {len(finals)} | {mean:.4f} | {std[2] - mean:.4f} | "
+                        f"{low:.4f} – {high:.4f} |")
+    if not rows:
+        return ""
+    return "\n".join(["", "| seeds of one config | seeds | training reward (last 10), mean | std | min – max |",
+                      "| --- | ---: | ---: | ---: | ---: |", *rows])
+
+
+def draw(run_ids: list, reward: str | None, x_axis: str, by_seed: bool = False, band: str = envelopes.BANDS[0]):
+    """The overlay of the selected runs (at least two), their summary, and the reward choices; with
+    `by_seed`, runs that differ only in train.seed as one envelope (mean and `band`)."""
     if not run_ids or len(run_ids) < 2:
         raise gr.Error("Select at least two runs to overlay.")
     if len(run_ids) > MAX_RUNS:
         raise gr.Error(f"At most {MAX_RUNS} runs at once, got {len(run_ids):,}.")
+    if band not in envelopes.BANDS:
+        raise gr.Error(f"The band is one of {', '.join(envelopes.BANDS)}, not {str(band)[:30]!r}.")
     runs = load_runs(run_ids)
     names = reward_names(runs)
     reward = reward if reward in names else names[0]
-    return (figures.overlay(runs, X_AXES[x_axis], reward), summary(runs, reward),
-            gr.update(choices=names, value=reward))
+    if by_seed:
+        plot, table = envelopes.figure(runs, X_AXES[x_axis], reward, band), summary(runs, reward) + seed_summary(runs, reward)
+    else:
+        plot, table = figures.overlay(runs, X_AXES[x_axis], reward), summary(runs, reward)
+    return plot, table, gr.update(choices=names, value=reward)
 
 
-def redraw(run_ids: list, reward: str | None, x_axis: str):
-    """Another axis or reward: redraw if there is something drawn, else wait for the button."""
+def redraw(run_ids: list, reward: str | None, x_axis: str, by_seed: bool = False, band: str = envelopes.BANDS[0]):
+    """Another axis, reward or envelope setting: redraw if there is something drawn, else wait for the button."""
     if not run_ids or len(run_ids) < 2:
         return gr.skip(), gr.skip(), gr.skip()
-    return draw(run_ids, reward, x_axis)
+    return draw(run_ids, reward, x_axis, by_seed, band)
 
 
 def build() -> dict:
@@ -101,12 +123,17 @@ def build() -> dict:
     with gr.Row():
         reward = gr.Dropdown([], label="Reward", allow_custom_value=True, elem_id="overlay-reward")
         x_axis = gr.Radio(list(X_AXES), value="model evaluations", label="x axis")
+    with gr.Row():
+        by_seed = gr.Checkbox(False, label="Seed envelopes: runs that differ only in train.seed as their mean and a band",
+                              elem_id="overlay-by-seed", scale=3)
+        band = gr.Radio(list(envelopes.BANDS), value=envelopes.BANDS[0], label="band", elem_id="overlay-band", scale=1)
     button = gr.Button("Overlay", variant="primary", elem_id="overlay-button")
     plot = gr.Plot(label="runs compared", elem_id="overlay-plot")
     table = gr.Markdown()
     refresh.click(lambda: gr.update(choices=overlay_choices()), None, runs, api_visibility="private")
-    inputs, outputs = [runs, reward, x_axis], [plot, table, reward]
+    inputs, outputs = [runs, reward, x_axis, by_seed, band], [plot, table, reward]
     button.click(user_errors(draw), inputs, outputs, api_name="overlay")
-    x_axis.change(redraw, inputs, outputs, api_visibility="private")
+    for control in (x_axis, by_seed, band):
+        control.change(user_errors(redraw), inputs, outputs, api_visibility="private")
     reward.input(redraw, inputs, outputs, api_visibility="private")
     return {"runs": runs}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import auth
+from app import auth, log_tail
 from app.errors import in_message_line, user_errors
 
 COLUMNS = ["id", "name", "algorithm", "model", "status", "progress", "ETA", "reward", "created (UTC)"]
@@ -84,7 +84,9 @@ def act(action: str, authorized: bool, run_id, profile: gr.OAuthProfile | None =
     run_id = selected_id(run_id)
     try:
         if action == "cancel":
-            return f"Run #{run_id}: {api.cancel(run_id)}."
+            state = api.cancel(run_id)
+            keep = " (saving a checkpoint of its last completed iteration)" if state == "cancelling" else ""
+            return f"Run #{run_id}: {state}{keep}."
         if action == "resume":
             note = redo_note(run_id)
             api.resume(run_id)
@@ -211,6 +213,11 @@ def build(authorized: gr.State) -> dict:
         keep = gr.Button("Keep it", elem_id="delete-keep", scale=0, min_width=100)
     message = gr.Markdown(elem_id="runs-message")
     archive = gr.File(label="LoRA (diffusers format)", visible=True, interactive=False)
+    with gr.Accordion("Log of the selected run (live; the last lines, paths and secrets redacted)", open=False):
+        lines = gr.Slider(10, log_tail.MAX_LINES, value=log_tail.DEFAULT_LINES, step=10, label="lines",
+                          elem_id="log-lines")
+        log_box = gr.Textbox(label="log.txt", lines=12, max_lines=30, interactive=False, autoscroll=True,
+                             elem_id="run-log")
     timer = gr.Timer(3.0)
     state_outputs = [about, cancel_button, resume_button, delete_button, export]
 
@@ -237,6 +244,11 @@ def build(authorized: gr.State) -> dict:
     for action in ACTIONS:
         hidden = gr.Button(visible=False)
         hidden.click(user_errors(ACTIONS[action]), [authorized, selected], message, api_name=action).then(**after)
+    for event in (selected.change, lines.release, timer.tick):  # live, with the table
+        event(log_tail.log_page, [authorized, selected, lines], log_box, api_visibility="private",
+              concurrency_limit=None, show_progress="hidden")
+    gr.Button(visible=False).click(user_errors(log_tail.log_api), [authorized, selected, lines], log_box,
+                                   api_name="log")
     export.click(download, [authorized, selected], archive, api_name="download")
     push_button.click(in_message_line(push, 0), [authorized, selected, repo], message, api_name="push_page",
                       api_visibility="private")  # the API's /push (below) raises instead

@@ -38,15 +38,18 @@ from engine.models.base import VelocityRunner
 from engine.old_policy import OldPolicy
 from engine.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
+from engine.rewards.base import can_score
 from engine.rollout import PROMPT_STREAM, RolloutNoise, normal_tensors, ode_images, seeded_generator
 from engine.sampling import ode_step
+from engine.stopping import StopRequest, Stopped
 from engine.update import forward_loss_backward, policy_loss_backward
 
 
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, sink: RecordSink | None = None, resume: bool = False,
-                 accelerator: Accelerator | None = None, run_name: str | None = None):
-        """`run_name`: the run's name at the experiment trackers (default: the run folder's name)."""
+                 accelerator: Accelerator | None = None, run_name: str | None = None, stop: StopRequest | None = None):
+        """`run_name`: the run's name at the experiment trackers (default: the run folder's name).
+        `stop`: a request to stop early with a checkpoint of the last completed iteration (engine/stopping.py)."""
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=cfg.train.mixed_precision, log_with=cfg.train.log_with or None,
@@ -105,6 +108,8 @@ class Trainer:
         self.runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
         # its own runner, so the probe's calls are not counted as the iteration's model evaluations
         self.probe_runner = VelocityRunner(self.model, t.micro_batch, self.accelerator.autocast)
+        self.stop = stop or StopRequest()
+        self.runner.before_call = self.stop.check
 
         # DiffusionNFT's EMA old policy (nft_old_decay > 0): rollouts sample with it, the loss contrasts against it
         self.old_policy = OldPolicy(self.params, cfg.algorithm.nft_old_decay) if cfg.algorithm.nft_old_decay else None
@@ -113,6 +118,7 @@ class Trainer:
         self.start_iteration = 0
         if folder is not None:
             self.start_iteration = load_training_state(folder, self.wrapped, self.optimizer, self.sharded, self.old_policy)
+        self.saved_through = self.start_iteration  # the iterations the newest checkpoint holds
         self.is_main = self.accelerator.is_main_process
         self.probe = self.movement_probe() if t.movement_probe else None
         if sink is None and self.is_main:
@@ -186,14 +192,24 @@ class Trainer:
         return (torch.linalg.vector_norm(v.float() - p["v_base"].float())
                 / torch.linalg.vector_norm(p["v_base"].float())).item()
 
-    def save_samples(self, done: int) -> list[str]:
-        """Every process samples; the main one writes the images."""
+    def save_samples(self, done: int) -> tuple[list[str], dict[str, list]]:
+        """Every process samples; the main one writes the images. Returns their paths and each
+        training (and evaluation) reward's score of each image (None where not finite), which the
+        UI writes under the samples."""
         images = self.sample(self.cfg.sample_prompts)
         folder = Path("samples") / f"iter_{done:06d}"
         names = [f"{i:02d}.png" for i in range(len(images))]
         if self.is_main:
             save_images(images, self.out_dir / folder, names)
-        return [str(folder / name) for name in names]
+        scores = {r.name: [v if math.isfinite(v) else None for v in r(images, self.cfg.sample_prompts).tolist()]
+                  for r in self.sample_scorers()}
+        return [str(folder / name) for name in names], scores
+
+    def sample_scorers(self) -> list:
+        """The rewards that score the samples: the training and evaluation ones that can read the
+        sample prompts (the config checks the world's rewards against the training and eval prompts only)."""
+        rewards = {r.name: r for r in [*self.rewards, *getattr(self, "eval_rewards", [])]}
+        return [r for name, r in rewards.items() if can_score(name, self.cfg.sample_prompts)]
 
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """t of every process concatenated along dim 0 in process order: the global batch's."""
@@ -222,7 +238,19 @@ class Trainer:
                             self.transformer_config, self.old_policy.state() if self.old_policy else None, card)
         acc.wait_for_everyone()
         self.good_checkpoints.append(checkpoint_dir(self.out_dir, done))
+        self.saved_through = done
         return self.good_checkpoints[-1]
+
+    def keep_on_stop(self, done: int) -> Path | None:
+        """After a stop request: a checkpoint of the `done` completed iterations, unless the newest
+        checkpoint already holds them (or nothing was done); the sink is told of it if it can be."""
+        self.stop.untouched = False  # a second request must not interrupt the save
+        if done <= max(self.saved_through, 0):
+            return None
+        folder = self.save_checkpoint(done)
+        if self.is_main and hasattr(self.sink, "checkpoint"):
+            self.sink.checkpoint(done, str(folder.relative_to(self.out_dir)))
+        return folder
 
     def require_finite(self, ok: bool, it: int, what: str) -> None:
         """Stop the run at iteration `it` if `what` is NaN or infinite, naming the last good checkpoint;
@@ -260,11 +288,12 @@ class Trainer:
 
     def iteration(self, it: int) -> dict:
         cfg, acc, runner = self.cfg, self.accelerator, self.runner
+        self.stop.untouched = True  # until the first optimizer step, a stop request abandons the iteration
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(it)
         base = {}  # the base model's samples and scores, before the first update changes it
         if it == 0 and self.start_iteration == 0:
-            base["base_samples"] = self.save_samples(0)
+            base["base_samples"], base["base_sample_scores"] = self.save_samples(0)
             if cfg.train.eval_every:
                 base["base_evaluation"] = self.evaluate(0)
         start = time.perf_counter()
@@ -316,7 +345,7 @@ class Trainer:
             record["policy_movement"] = self.policy_movement()
         done = it + 1
         if done % cfg.train.sample_every == 0 or done == cfg.train.iterations:
-            record["samples"] = self.save_samples(done)
+            record["samples"], record["sample_scores"] = self.save_samples(done)
         if cfg.train.eval_every and (done % cfg.train.eval_every == 0 or done == cfg.train.iterations):
             record["evaluation"] = self.evaluate(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
@@ -337,6 +366,7 @@ class Trainer:
         non-finite norm stops the run before the step could spoil the weights."""
         norm = float(self.accelerator.clip_grad_norm_(self.params, self.cfg.train.max_grad_norm))
         self.require_finite(np.isfinite(norm), it, "the gradient norm")
+        self.stop.untouched = False  # from here the weights are no longer the last iteration's
         self.optimizer.step()
         self.optimizer.zero_grad()
         return norm
@@ -405,10 +435,18 @@ class Trainer:
         completed = False
         try:
             for it in bar:
-                record = self.iteration(it)
+                try:
+                    record = self.iteration(it)
+                except Stopped:  # asked to stop before the iteration changed a weight: keep the last one
+                    self.keep_on_stop(it)
+                    break
                 records.append(record)
                 bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
-            completed = True
+                if self.stop.requested:  # asked during the update: this iteration finished, keep it
+                    self.keep_on_stop(it + 1)
+                    break
+            else:
+                completed = True
         finally:
             self.tracking.finish(completed)
         return records

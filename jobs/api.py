@@ -35,6 +35,7 @@ curves = queries.curves
 latest_metrics = queries.latest_metrics
 run_summaries = queries.run_summaries
 heatmap = queries.heatmap
+attribution_window = queries.attribution_window
 attribution_history = queries.attribution_history
 records = queries.records
 checkpoints = queries.checkpoints
@@ -145,8 +146,10 @@ def queue_position(run_id: int) -> dict:
 
 
 def cancel(run_id: int) -> str:
-    """Stop a run: a queued one never starts; a running one stops within about a second and keeps
-    its metrics, samples and checkpoints. Returns 'cancelled' or 'cancelling' (a worker confirms)."""
+    """Stop a run: a queued one never starts; a running one stops within about a second (or once
+    the iteration it is updating on finishes) and keeps its metrics, samples and checkpoints, plus a
+    checkpoint of its last completed iteration (engine/stopping.py), so a resume redoes nothing.
+    Returns 'cancelled' or 'cancelling' (a worker confirms)."""
     state = runs.cancel(_id(run_id))
     if state is None:
         raise JobError(f"run {run_id} is {_run(run_id).status}; nothing to cancel")

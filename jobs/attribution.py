@@ -102,6 +102,11 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(cov, norm, out=np.full(cov.shape, np.nan), where=defined & (norm > 0))
 
 
+def reward_spread(rewards: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The std over members (sample, n - 1) of the weighted reward: rewards [M, ..., G] -> [...]."""
+    return _std(np.tensordot(np.asarray(weights, dtype=np.float64), rewards, axes=1))
+
+
 def summary(g: dict, weights: list[float]) -> dict[str, np.ndarray]:
     """Per branch step (in g's order), averaged over prompts: {abs_advantage, reward_std, agreement},
     each a float64 array [K] (NaN where undefined). `weights`: the reward models' weights."""

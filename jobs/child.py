@@ -23,10 +23,13 @@ import peft  # noqa: F401
 from engine.checkpoint import checkpoints
 from engine.config import ConfigError, config_from_dict
 from engine.errors import TrainingError
+from engine.stopping import StopRequest
 from jobs import db, settings
 from jobs.models import Checkpoint, Run
 from jobs.sink import GUARD, RunSink
 from jobs.supervise import ERROR_MARK, TRAINING_ERROR_EXIT
+
+STOP = StopRequest()  # SIGUSR1 (the worker's cancel) sets it: stop, keeping the last completed iteration
 
 
 def hold_lifeline(lifeline) -> None:
@@ -65,17 +68,22 @@ def train(run_id: int) -> None:
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     drop_unrecorded_checkpoints(run_id)
     sink = RunSink(run_id)
-    trainer = Trainer(cfg, folder, sink=sink, resume=True, run_name=f"run-{run_id}")
+    trainer = Trainer(cfg, folder, sink=sink, resume=True, run_name=f"run-{run_id}", stop=STOP)
     sink.begin(trainer.start_iteration)
     print(f"run {run_id}: iterations {trainer.start_iteration}..{cfg.train.iterations - 1} on "
           f"{trainer.accelerator.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})",
           flush=True)
-    trainer.run(progress=False)
-    print(f"run {run_id}: done", flush=True)
+    records = trainer.run(progress=False)
+    if STOP.requested:
+        done = trainer.start_iteration + len(records)
+        print(f"run {run_id}: cancelled after {done} iterations; checkpoint after {trainer.saved_through}", flush=True)
+    else:
+        print(f"run {run_id}: done", flush=True)
 
 
 def main(run_id: int, gpu: str | None = None, lifeline=None) -> None:
     os.setsid()  # its own process group, which the worker kills on cancel
+    signal.signal(signal.SIGUSR1, STOP.request)  # first: SIGUSR1's default would kill the process
     GUARD.install()
     if lifeline is not None:
         hold_lifeline(lifeline)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from operator import itemgetter
 
+import numpy as np
 from sqlalchemy import func, or_, select
 
 from jobs import attribution, db, rollup
@@ -112,6 +113,43 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
         return None
     record = full_record(metric, arrays)
     return {"iteration": iteration, "prompts": record["prompts"], "reward_names": list(record["reward"]), **record["g2rpo"]}
+
+
+def attribution_window(run_id: int, last: int | None = None, window: int = 1) -> dict | None:
+    """G²RPO's attribution over the `window` iterations ending at `last` (default: the latest), one
+    cell per (iteration, prompt, branch step k): advantages [reward model][λ][member], mixed_advantage
+    [member], reward_std (the std over members of the weighted reward at the finest granularity);
+    with the labels of iteration `last`'s record. None before any. Reads one blob per iteration."""
+    with db.session() as s:
+        if last is None:
+            last = s.scalar(select(func.max(Attribution.iteration)).where(Attribution.run_id == run_id))
+            if last is None:
+                return None
+        metric = s.execute(select(*RECORD).where(Metric.run_id == run_id, Metric.iteration == last)).first()
+        config = s.scalar(select(Run.config).where(Run.id == run_id)) or {}
+        stored = s.scalars(select(Attribution).where(Attribution.run_id == run_id, Attribution.iteration <= last,
+                                                     Attribution.iteration > last - max(1, window))
+                           .order_by(Attribution.iteration)).all()
+        stored = [(a.iteration, attribution.arrays(a)) for a in stored]
+    if metric is None or not stored or metric.record.get("g2rpo") is None:
+        return None
+    g, names = metric.record["g2rpo"], list(metric.rewards)
+    weights = {r["name"]: r.get("weight", 1.0) for r in config.get("rewards", [])}
+    w = np.array([weights.get(name, 1.0) for name in names], dtype=np.float64)
+    finest = g["granularities"].index(min(g["granularities"]))
+    cells = []
+    for it, a in stored:
+        rewards = attribution.as_array(a["rewards"])  # [M, P, K, Λ, G]
+        spread = attribution.reward_spread(rewards[:, :, :, finest], w)  # [P, K]
+        for p in range(rewards.shape[1]):
+            for i, k in enumerate(g["branch_steps"]):
+                cells.append({"iteration": it, "prompt": p, "k": k,
+                              "advantages": [m[p][i] for m in a["advantages"]],
+                              "mixed_advantage": a["mixed_advantage"][p][i],
+                              "reward_std": None if np.isnan(spread[p, i]) else float(spread[p, i])})
+    return {"first": stored[0][0], "last": last, "iterations": len(stored),
+            "prompts": metric.record["prompts"], "reward_names": names, "branch_steps": g["branch_steps"],
+            "granularities": g["granularities"], "merge_steps": g.get("merge_steps"), "cells": cells}
 
 
 def records(run_id: int) -> list[dict]:

@@ -52,15 +52,18 @@ def set_child(run_id: int, pid: int) -> None:
     _transition(run_id, ("running",), child_pid=pid)
 
 
-def poll(run_id: int, beat: bool) -> bool:
-    """The supervising worker's check: refresh the heartbeat (if `beat`); True if it must stop the
-    child: cancel was asked, or the run is gone or no longer running (never train it twice)."""
+def poll(run_id: int, beat: bool) -> str | None:
+    """The supervising worker's check: refresh the heartbeat (if `beat`); then "cancel" if a cancel
+    was asked (stop the child, letting it keep its last iteration), "gone" if the run was deleted
+    or is no longer running (stop it at once: never train it twice), None to go on."""
     with db.session() as s:
         if beat:
             s.execute(update(Run).where(Run.id == run_id).values(heartbeat_at=utcnow()))
             s.commit()
         row = s.execute(select(Run.status, Run.cancel_requested).where(Run.id == run_id)).first()
-        return row is None or row.cancel_requested or row.status != "running"
+    if row is None or row.status != "running":
+        return "gone"
+    return "cancel" if row.cancel_requested else None
 
 
 def finish(run_id: int, status: str, error: str | None = None, expected=("running",)) -> bool:

@@ -170,6 +170,15 @@ class RunSink:
             truncate(s, self.run_id, start_iteration)
             s.commit()
 
+    def checkpoint(self, trained: int, path: str) -> None:
+        """A checkpoint saved outside a record (on a cancel, engine/stopping.py), after `trained`
+        iterations: stored as the record of iteration trained - 1 would have listed it, so a
+        resume starts after it and nothing is redone."""
+        with GUARD.held(), db.session() as s:
+            s.execute(insert(Checkpoint), [dict(run_id=self.run_id, iteration=trained - 1, trained=trained, path=path)])
+            s.execute(update(Run).where(Run.id == self.run_id).values(last_checkpoint=path))
+            s.commit()
+
     def write(self, record: dict) -> None:
         with GUARD.held():
             self.jsonl.write(record)

@@ -21,6 +21,7 @@ from jobs import runs, settings
 POLL_S = 0.5  # how often the worker looks for a cancel request
 HEARTBEAT_S = 5.0  # how often it tells the database it is alive (runs.STALE_AFTER is far longer)
 GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
+CANCEL_GRACE_S = 20.0  # a cancel waits this long for the child to checkpoint its last iteration and exit
 PRELOAD = ["jobs.child", "jobs.queue"]  # imported once in the fork server
 TRAINING_ERROR_EXIT = 3  # the child stopped with a message for the user, the log's last ERROR_MARK line
 ERROR_MARK = "g2rpo-error: "
@@ -74,6 +75,20 @@ def kill_group(proc) -> None:
         pass
 
 
+def stop_keeping_progress(proc) -> None:
+    """A cancel: SIGUSR1 asks the trainer to stop with a checkpoint of its last completed iteration
+    (engine/stopping.py; at once during a rollout, after the iteration during an update). What has
+    not exited after CANCEL_GRACE_S, or when the worker shuts down, is killed as before."""
+    try:
+        os.kill(proc.pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + CANCEL_GRACE_S
+    while proc.exitcode is None and time.monotonic() < deadline and not stop_flag.is_set():
+        proc.join(POLL_S)
+    kill_group(proc)  # what is left of its process group (a child that exited leaves nothing)
+
+
 def training_error(run_id: int) -> str | None:
     """The message a child that exited with TRAINING_ERROR_EXIT left at the end of its log."""
     lines = [line for line in log_tail(run_id).splitlines() if line.startswith(ERROR_MARK)]
@@ -110,6 +125,9 @@ def watch(run_id: int, proc) -> tuple[str, str | None]:
             log.warning("run %s: cannot reach the database (%s); still training", run_id, err)
             continue
         last_beat = time.monotonic() if beat else last_beat
+        if stop == "cancel":
+            stop_keeping_progress(proc)
+            return "cancelled", None  # never "completed", even if it was at its last iteration
         if stop:
             kill_group(proc)
             return "cancelled", None

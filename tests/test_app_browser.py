@@ -250,3 +250,76 @@ def test_every_tab_in_both_themes_and_plots_follow_the_theme(browser, app_server
         page.wait_for_timeout(500)
         shot(page, f"{tab.lower()}-{theme}")
     page.close()
+
+
+def trace_names(page, plot: str) -> list[str]:
+    return page.evaluate("""(id) => { const p = document.querySelector(`#${id} .js-plotly-plot`);
+        return p && p.data ? p.data.map((t) => t.name) : []; }""", plot)
+
+
+def test_the_log_the_sample_grid_and_the_attribution_window_on_a_stored_run(page):
+    from jobs import runs, settings
+    from jobs.models import utcnow
+    from tests.test_app_samples import stored_with_samples
+
+    run_id = stored_with_samples()
+    runs._transition(run_id, ("queued",), status="completed", heartbeat_at=utcnow())
+    (settings.run_dir(run_id) / "log.txt").write_text(f"run {run_id}: saved {settings.run_dir(run_id)}/samples\n")
+    select_run(page, run_id)
+    page.get_by_text("Log of the selected run").click()
+    log = page.locator("#run-log textarea")
+    wait_until(lambda: f"run {run_id}: saved <run>/samples" in log.input_value(), 20, "the redacted log")
+    shot(page, "runs-log")
+
+    page.get_by_role("tab", name="Monitor").click()
+    grid = page.locator("#samples-grid")
+    grid.get_by_text("after 4 iterations").wait_for(timeout=20_000)
+    assert grid.locator("img").count() == 4 and "(+0.200)" in grid.inner_text()
+    box = page.locator("#samples-iteration input[type=number]")
+    box.fill("2")
+    box.press("Enter")
+    grid.get_by_text("after 2 iterations").wait_for(timeout=20_000)
+    assert not page.locator("#samples-follow input").is_checked()  # a chosen iteration stays chosen
+    summary = page.locator("#step-summary")
+    summary.get_by_text("iterations 0–3, 4 groups").wait_for(timeout=20_000)  # the default window holds all 4
+    wait_until(lambda: "by rank" in page.locator("#member-heatmap").inner_text(), 20, "the averaged member view")
+    shot(page, "monitor-attribution-window")
+    window = page.locator("#attribution-window input[type=number]")
+    window.fill("1")
+    window.press("Enter")
+    summary.get_by_text("(iteration 3, 1 group:").wait_for(timeout=20_000)
+    page.locator("#samples-grid").scroll_into_view_if_needed()
+    shot(page, "monitor-samples-grid")
+
+
+def test_seed_envelopes_in_the_overlay(page):
+    from jobs import runs
+    from jobs.models import utcnow
+    from jobs.sink import RunSink
+    from jobs.testing import fake_config, fake_record
+
+    ids = []
+    for seed in (0, 1, 2):
+        config = fake_config(iterations=30)
+        config["train"]["seed"] = seed
+        run_id = runs.create(config, name=f"g2rpo seed {seed}")
+        sink = RunSink(run_id)
+        sink.begin(0)
+        for it in range(30):
+            sink.write(fake_record(it + 100 * seed, k=2, lambdas=2, group=3) | {"iteration": it})
+        runs._transition(run_id, ("queued",), status="completed", heartbeat_at=utcnow())
+        ids.append(run_id)
+    page.get_by_role("tab", name="Overlay").click()
+    page.get_by_role("button", name="↻ runs").last.click()
+    for seed, run_id in enumerate(ids):
+        page.locator("#overlay-runs input").click()
+        page.get_by_role("option", name=f"#{run_id} g2rpo seed {seed}").click()
+    page.locator("#overlay-runs input").press("Escape")  # close the list, which would cover the button
+    page.click("#overlay-button")
+    wait_until(lambda: len(trace_names(page, "overlay-plot")) == 3, 20, "one line per run")
+    page.locator("#overlay-by-seed input").check()
+    group = f"#{ids[0]}, #{ids[1]}, #{ids[2]} g2rpo · 3 seeds"
+    wait_until(lambda: trace_names(page, "overlay-plot")[:2] == [f"{group} (min–max)", f"{group} (mean)"], 20,
+               "the seeds drawn as one envelope")
+    page.get_by_role("cell", name="seeds of one config").wait_for()
+    shot(page, "overlay-seed-envelope")

@@ -182,13 +182,6 @@ def test_figures_leave_the_background_to_the_page_theme():
         assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == figures.TRANSPARENT
 
 
-def test_step_summary_says_which_steps_carry_the_reward_variance():
-    line = figures.step_summary(make_history())
-    assert "iterations 0–9" in line and "k=0: 19% · k=2: 32% · k=4: 49%" in line and "k=4 carries the most" in line
-    assert "iterations 5–9" in figures.step_summary(make_history(), window=5)  # only the last bin
-    assert figures.step_summary({"iterations": []}) == ""
-
-
 def test_rows_of_several_iterations_draw_their_range_so_spikes_show():
     """A long run's curve rows (jobs.rollup) carry each value's min and max: drawn as bands."""
     from app import curves

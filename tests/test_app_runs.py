@@ -63,14 +63,14 @@ def test_a_problem_replaces_the_message_line_instead_of_a_toast_beside_it(store)
 
 def test_the_monitor_relabels_the_run_when_its_status_changes(store):
     run_id = stored_run(2, status="running")
-    view, *_ = outputs = monitor_tab.redraw(None, run_id, "iteration", 0.6, "mean |advantage|", -1, 0, None)
+    view, *_ = outputs = monitor_tab.redraw(None, run_id, "iteration", 0.6, "mean |advantage|", -1, 20, -1, None)
     label = dict((v, k) for k, v in outputs[-1]["choices"])[run_id]
     assert label.endswith("· running")
     runs._transition(run_id, ("running",), status="completed")
-    outputs = monitor_tab.tick(view, run_id, "iteration", 0.6, "mean |advantage|", -1, 0, None)
+    outputs = monitor_tab.tick(view, run_id, "iteration", 0.6, "mean |advantage|", -1, 20, -1, None)
     assert dict((v, k) for k, v in outputs[-1]["choices"])[run_id].endswith("· completed")
     assert all(o is gr.skip() or isinstance(o, dict) and o.get("__type__") == "update"
-               for o in monitor_tab.tick(outputs[0], run_id, "iteration", 0.6, "mean |advantage|", -1, 0, None)[1:])
+               for o in monitor_tab.tick(outputs[0], run_id, "iteration", 0.6, "mean |advantage|", -1, 20, -1, None)[1:])
 
 
 def test_compare_with_an_unknown_word_says_so_in_its_message_line(store):

@@ -1,6 +1,6 @@
 """What a visitor of a public Space can reach over HTTP: with a password set and a data folder
 holding a trained run, the database, queue, log, checkpoints and exports are refused (403/404)
-while the run's sample images load; downloads need the login; failed logins are rate limited."""
+while the run's sample images load; downloads and the log need the login; failed logins are rate limited."""
 import io
 import json
 import time
@@ -88,6 +88,22 @@ def test_downloads_need_the_login(app_server, trained, monkeypatch):
         assert Path(client.predict(trained["id"], api_name="/download")).stat().st_size > 0
         with pytest.raises(Exception, match="no run 999999"):
             client.predict(999_999, api_name="/download")
+    finally:
+        client.close()
+
+
+def test_the_log_needs_the_login_and_names_no_folder_of_this_machine(app_server, trained, monkeypatch):
+    monkeypatch.setenv("G2RPO_PASSWORD", PASSWORD)
+    client = Client(app_server["url"], verbose=False)
+    try:
+        with pytest.raises(Exception, match="Log in first"):
+            client.predict(trained["id"], 50, api_name="/log")
+        assert client.predict(PASSWORD, api_name="/login").startswith("Logged in")
+        log = client.predict(trained["id"], 50, api_name="/log")
+        assert f"run {trained['id']}: iterations 0..1" in log and f"run {trained['id']}: done" in log
+        raw = (trained["folder"] / "log.txt").read_text()
+        assert str(app_server["data"]) not in log and str(Path.home()) not in log
+        assert len(log.splitlines()) <= min(50, len(raw.splitlines()))
     finally:
         client.close()
 

@@ -85,8 +85,10 @@ def test_a_job_runs_to_completion_with_every_metric_stored(worker):
     assert all(Path(s["file"]).exists() for s in api.samples(run_id))
 
 
-def test_cancel_stops_a_running_job_within_seconds_and_keeps_its_metrics(worker):
-    run_id = api.submit("configs/g2rpo.yaml", SMALL + ["train.iterations=500", "train.checkpoint_every=2"])
+def test_cancel_stops_a_running_job_within_seconds_keeping_its_last_iteration(worker):
+    """No periodic checkpoint before iteration 500: the cancel saves one of the last completed
+    iteration, so the run is cancelled (not completed), a resume redoes nothing, and it continues."""
+    run_id = api.submit("configs/g2rpo.yaml", SMALL + ["train.iterations=500", "train.checkpoint_every=1000"])
     child = running_past(run_id, 2)["child_pid"]
     assert runs.pid_alive(child)
     start = time.monotonic()
@@ -99,7 +101,17 @@ def test_cancel_stops_a_running_job_within_seconds_and_keeps_its_metrics(worker)
     assert api.records(run_id) == jsonl(run_id)  # cancelled between records: nothing half-written
     time.sleep(1)
     assert len(api.latest_metrics(run_id)) == len(kept)  # and nothing arrives after
-    assert api.get_run(run_id)["checkpoints"]  # its checkpoints stay: resume continues from the last
+    run = api.get_run(run_id)
+    assert run["checkpoints"] == [f"checkpoints/iter_{len(kept):06d}"] == [run["last_checkpoint"]]
+    assert (Path(run["folder"]) / run["checkpoints"][0] / "training_state.pt").exists()
+    assert api.resume_point(run_id) == {"done": len(kept), "start": len(kept), "redo": 0}
+    if "G2RPO_QUEUE_URL" in worker.env:
+        return  # resuming from a checkpoint does not depend on the backend (the SIGKILL test resumes on each)
+    api.resume(run_id, [f"train.iterations={len(kept) + 2}"])  # it continues from the cancel's checkpoint
+    assert finished(run_id, worker) == "completed", api.get_run(run_id)["error"]
+    assert [m["iteration"] for m in api.latest_metrics(run_id)] == list(range(len(kept) + 2))
+    assert api.records(run_id) == jsonl(run_id)
+    assert f"iterations {len(kept)}.." in (Path(run["folder"]) / "log.txt").read_text()  # nothing redone
 
 
 def test_a_sigkilled_worker_leaves_an_interrupted_run_that_resumes_without_gaps(worker):

@@ -57,3 +57,12 @@ def test_reward_input_is_checked():
         build_reward("brightness")(torch.zeros(2, 3, 8, 8), ["only one"])
     with pytest.raises(ValueError, match="expected images"):
         build_reward("brightness")(torch.zeros(2, 8, 8), ["a", "b"])
+
+
+def test_a_world_reward_scores_samples_only_of_prompts_it_can_read():
+    """The trainer scores its sample images with every reward that can read the sample prompts."""
+    from engine.rewards.base import can_score
+
+    assert can_score("brightness", ["a photo of a cat"])
+    assert can_score("preference", ["a red circle on a black background", "two blue squares on a white background"])
+    assert not can_score("preference", ["a red circle on a black background", "a photo of a cat"])

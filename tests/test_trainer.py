@@ -40,6 +40,9 @@ def test_records_hold_what_the_ui_draws(small_config, tmp_path):
         assert key in first
     assert first["model_evaluations"]["train"] == 2 * 4  # one forward per (prompt, k)
     assert (tmp_path / first["base_samples"][0]).exists() and (tmp_path / second["samples"][0]).exists()
+    for scores, paths in ((first["base_sample_scores"], first["base_samples"]), (second["sample_scores"], second["samples"])):
+        assert list(scores) == ["brightness"] and len(scores["brightness"]) == len(paths)  # each image's score
+        assert all(0 <= v <= 1 for v in scores["brightness"])
     assert (tmp_path / second["checkpoint"] / LORA_WEIGHTS).exists()
 
 
@@ -185,3 +188,33 @@ def test_compiled_training_agrees_with_eager(small_config, tmp_path):
     assert compiled["reward"]["brightness"]["mean"] == pytest.approx(eager["reward"]["brightness"]["mean"], abs=1e-5)
     assert compiled["onpolicy_ratio_error"] < 1e-6
     assert compiled["grad_norm"] == pytest.approx(eager["grad_norm"], rel=1e-3)
+
+
+@pytest.mark.parametrize("when", ["rollout", "update"])
+def test_a_stop_request_keeps_the_last_completed_iteration_and_resumes_exactly(small_config, tmp_path, when):
+    """A cancel (engine/stopping.py): asked during iteration 2's rollout, the iteration is abandoned
+    and the checkpoint holds 2 iterations; asked during its update, the iteration finishes and the
+    checkpoint holds 3. Either way a resume from it continues exactly as a run never stopped."""
+    from engine.stopping import StopRequest
+
+    cfg = small_config("train.iterations=4", "train.checkpoint_every=1000")
+    straight = Trainer(cfg, tmp_path / "straight").run(progress=False)
+    stop = StopRequest()
+    stopped = Trainer(cfg, tmp_path / "stopped", stop=stop)
+    owner, name = (stopped.algorithm, "rollout") if when == "rollout" else (stopped, "update")
+    original = getattr(owner, name)
+
+    def asked(*args, **kwargs):  # rollout(runner, cond, noise, it), update(transitions, cond, it)
+        if args[-1] == 2:
+            stop.request()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, asked)
+    kept = 2 if when == "rollout" else 3
+    assert [r["iteration"] for r in stopped.run(progress=False)] == list(range(kept))
+    assert latest_checkpoint(tmp_path / "stopped").name == f"iter_{kept:06d}"
+    resumed = Trainer(cfg, tmp_path / "stopped", resume=True)
+    assert resumed.start_iteration == kept
+    for a, b in zip(straight[kept:], resumed.run(progress=False), strict=True):
+        assert [a[key] for key in METRICS] == [b[key] for key in METRICS] and a["reward"] == b["reward"]
+    assert [r["iteration"] for r in read_records(tmp_path / "stopped" / "records.jsonl")] == [0, 1, 2, 3]

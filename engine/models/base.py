@@ -74,6 +74,7 @@ class VelocityRunner:
         self.autocast = autocast or contextlib.nullcontext
         self.evaluations = 0
         self.seconds = 0.0
+        self.before_call: Callable[[], None] | None = None  # the trainer's stop check (engine/stopping.py)
 
     def reset_counters(self) -> None:
         self.evaluations, self.seconds = 0, 0.0
@@ -95,5 +96,7 @@ class VelocityRunner:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, s: torch.Tensor, cond: Cond, cond_idx: torch.Tensor) -> torch.Tensor:
         """Velocities for all rows (no grad), as float32."""
+        if self.before_call is not None:
+            self.before_call()
         s = torch.as_tensor(s, dtype=x.dtype, device=x.device).expand(x.shape[0])
         return torch.cat([self.one_chunk(x[c], s[c], cond, cond_idx[c]) for c in self.chunks(x.shape[0])])

@@ -68,6 +68,21 @@ BUILTIN_REWARDS: dict[str, tuple[str, bool]] = {
 WORLD_REWARDS = frozenset({"preference", "adherence", "background", "colour", "shape", "count"})
 
 
+def can_score(name: str, prompts: list[str]) -> bool:
+    """Whether reward `name` can score images of `prompts`: a shapes-world reward only if every
+    prompt is a scene it can read (any other reward reads any prompt)."""
+    if name not in WORLD_REWARDS:
+        return True
+    from engine.world.scenes import parse_prompt
+
+    try:
+        for prompt in prompts:
+            parse_prompt(prompt)
+    except ValueError:
+        return False
+    return True
+
+
 def reward_names() -> list[str]:
     return sorted(set(BUILTIN_REWARDS) | set(MODEL_REWARDS) | set(_REGISTRY))
 

@@ -11,6 +11,7 @@ import gradio as gr
 import numpy as np
 
 from app import sampler
+from app.envelopes import flat_config
 from app.errors import in_message_line, user_errors
 from app.runs_tab import selected_id, run_choices
 from engine.limits import SEED_MAX, limit
@@ -131,23 +132,13 @@ def two_runs(run_a, run_b, prompts: str, seed, count):
             [(_enlarge(r["image"]), _caption(r, with_prompt=True)) for r in second], table)
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
-    """{"algorithm.group_size": 12, ...}: a nested config as dotted keys (lists stay values)."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
 
 def config_diff(run_a, run_b) -> str:
     """Markdown: the settings in which two runs' configs differ (what to credit a difference to)."""
     if run_a in (None, "") or run_b in (None, ""):
         return ""
     a, b = _run(run_a), _run(run_b)
-    flat_a, flat_b = _flat(a["config"]), _flat(b["config"])
+    flat_a, flat_b = flat_config(a["config"]), flat_config(b["config"])
     keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k) != flat_b.get(k)]
     if not keys:
         return f"Runs #{a['id']} and #{b['id']} have the same config."

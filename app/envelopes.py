@@ -30,11 +30,12 @@ def reward_value(metric: dict, reward: str):
     return ((metric.get("rewards") or {}).get(reward) or {}).get("mean")
 
 
-def _flat(config: dict, prefix: str = "") -> dict:
+def flat_config(config: dict, prefix: str = "") -> dict:
+    """{"algorithm.group_size": 12, ...}: a nested config as dotted keys (lists stay values)."""
     out = {}
     for key, value in config.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
+            out.update(flat_config(value, f"{prefix}{key}."))
         else:
             out[f"{prefix}{key}"] = value
     return out
@@ -42,7 +43,7 @@ def _flat(config: dict, prefix: str = "") -> dict:
 
 def seed_key(config: dict) -> str:
     """What seeds of one experiment share: the config without train.seed, as a comparable string."""
-    flat = _flat(config or {})
+    flat = flat_config(config or {})
     flat.pop("train.seed", None)
     return json.dumps(flat, sort_keys=True, default=str)
 

@@ -46,10 +46,11 @@ def slider(view: dict, value, follow: bool):
                      value=chosen(view, value, follow), interactive=len(options) > 1)
 
 
-def scores(view: dict, sample: dict) -> dict[str, float | None]:
-    """A sample image's scores, from the record of the iteration that drew it ({} if not stored)."""
+def scores(stored: dict[int, dict], sample: dict) -> dict[str, float | None]:
+    """A sample image's scores, from the record of the iteration that drew it ({} if not stored);
+    `stored`: jobs.queries.sample_scores of the iterations shown."""
     key = "base_sample_scores" if sample["trained"] == 0 else "sample_scores"
-    record = next((m.get("record") or {} for m in view.get("metrics") or [] if m["iteration"] == sample["iteration"]), {})
+    record = stored.get(sample["iteration"]) or {}
     return {name: values[sample["position"]] for name, values in (record.get(key) or {}).items()
             if sample["position"] < len(values)}
 
@@ -77,13 +78,13 @@ def _caption(values: dict, base: dict | None = None) -> str:
     return '<div class="scores">' + "<br>".join(lines) + "</div>"
 
 
-def _cell(view: dict, sample: dict | None, base_scores: dict | None = None) -> str:
+def _cell(view: dict, stored: dict, sample: dict | None, base_scores: dict | None = None) -> str:
     if sample is None:
         return "<td>–</td>"
     image = sample_image(sample["file"], view["run_id"])
     if image is None:
         return "<td>image missing</td>"
-    values = scores(view, sample)
+    values = scores(stored, sample)
     return f'<td><img src="{_inline(image)}" alt="{html.escape(sample["prompt"])}">{_caption(values, base_scores)}</td>'
 
 
@@ -95,14 +96,18 @@ def grid(view: dict, value=None, follow: bool = True) -> str:
         return '<p class="sample-grid-empty">No samples yet (train.sample_every sets how often they are drawn).</p>'
     by_key = {(s["trained"], s["position"]): s for s in samples}
     positions = sorted({s["position"] for s in samples})
+    from jobs import api
+
+    shown = [s["iteration"] for s in samples if s["trained"] in (0, at)]
+    stored = api.queries.sample_scores(view["run_id"], shown)
     head = "<th>base model</th>" + (f"<th>after {at} iterations</th>" if at is not None else "")
     rows = []
     for position in positions:
         base = by_key.get((0, position))
         prompt = (base or by_key.get((at, position)) or {}).get("prompt", "")
-        row = f'<td class="prompt">{html.escape(prompt)}</td>' + _cell(view, base)
+        row = f'<td class="prompt">{html.escape(prompt)}</td>' + _cell(view, stored, base)
         if at is not None:
-            row += _cell(view, by_key.get((at, position)), scores(view, base) if base else None)
+            row += _cell(view, stored, by_key.get((at, position)), scores(stored, base) if base else None)
         rows.append(f"<tr>{row}</tr>")
     return (f'<table class="sample-grid"><thead><tr><th>prompt</th>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')

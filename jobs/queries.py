@@ -152,6 +152,17 @@ def attribution_window(run_id: int, last: int | None = None, window: int = 1) ->
             "granularities": g["granularities"], "merge_steps": g.get("merge_steps"), "cells": cells}
 
 
+def sample_scores(run_id: int, iterations: list[int]) -> dict[int, dict]:
+    """The sample images' scores stored with these iterations' records (at most 64 iterations: what
+    one view of the samples grid shows): {iteration: {"sample_scores"?, "base_sample_scores"?}}."""
+    wanted = sorted(set(iterations))[:64]
+    with db.session() as s:
+        rows = s.execute(select(Metric.iteration, Metric.record)
+                         .where(Metric.run_id == run_id, Metric.iteration.in_(wanted))).all()
+    keys = ("sample_scores", "base_sample_scores")
+    return {it: {k: record[k] for k in keys if k in (record or {})} for it, record in rows}
+
+
 def records(run_id: int) -> list[dict]:
     """Every stored iteration as the engine wrote it (export; the tests compare with records.jsonl)."""
     with db.session() as s:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import auth, log_tail
+from app import auth, log_tail, notes
 from app.errors import in_message_line, user_errors
 
 COLUMNS = ["id", "name", "algorithm", "model", "status", "progress", "ETA", "reward", "created (UTC)"]
@@ -123,6 +123,8 @@ def selection(run_id) -> tuple:
     except (gr.Error, api.JobError):
         return ("", *off)
     parts = [f"Run #{run['id']} is **{run['status']}**."]
+    if run.get("tags"):
+        parts.append(f"Tags: {', '.join(run['tags'])}.")
     if run["status"] in RESUMABLE:
         parts.append(f"Resume: {redo_note(run['id'])}.")
     from engine.tracking import locations
@@ -213,6 +215,13 @@ def build(authorized: gr.State) -> dict:
         keep = gr.Button("Keep it", elem_id="delete-keep", scale=0, min_width=100)
     message = gr.Markdown(elem_id="runs-message")
     archive = gr.File(label="LoRA (diffusers format)", visible=True, interactive=False)
+    with gr.Accordion("Notes and tags of the selected run", open=False):
+        notes_box = gr.Textbox(label="Notes", lines=3, max_lines=12, elem_id="run-notes",
+                               placeholder="what this run tries, what you saw", max_length=notes.MAX_NOTES_CHARS)
+        with gr.Row():
+            tags_box = gr.Textbox(label="Tags (comma-separated)", elem_id="run-tags", scale=3,
+                                  placeholder="baseline, lr sweep")
+            save_notes = gr.Button("Save notes and tags", elem_id="save-notes", scale=1)
     with gr.Accordion("Log of the selected run (live; the last lines, paths and secrets redacted)", open=False):
         lines = gr.Slider(10, log_tail.MAX_LINES, value=log_tail.DEFAULT_LINES, step=10, label="lines",
                           elem_id="log-lines")
@@ -226,6 +235,9 @@ def build(authorized: gr.State) -> dict:
 
     grid.select(on_select, grid, selected, api_visibility="private")
     selected.change(selection, selected, state_outputs, api_visibility="private", show_progress="hidden")
+    selected.change(notes.load, selected, [notes_box, tags_box], api_visibility="private", show_progress="hidden")
+    save_notes.click(in_message_line(notes.save, 0), [authorized, selected, notes_box, tags_box], message,
+                     api_name="notes_page", api_visibility="private")
     timer.tick(lambda run_id: (table(), *selection(run_id)), selected, [grid] + state_outputs,
                api_visibility="private", concurrency_limit=None, show_progress="hidden")
     after = dict(fn=lambda run_id: (table(), *selection(run_id)), inputs=selected, outputs=[grid] + state_outputs,

@@ -14,6 +14,7 @@ queue server is unreachable. `StorageError`: the data folder or the database can
 """
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -126,14 +127,50 @@ def get_run(run_id: int, checkpoints: bool = True) -> dict:
     return run
 
 
-def list_runs(status: str | None = None, limit: int = 200) -> list[dict]:
-    """Newest first, without the config (see get_run)."""
+def list_runs(status: str | None = None, limit: int = 200, tag: str | None = None) -> list[dict]:
+    """Newest first, without the config (see get_run); with `tag`, only the runs tagged so."""
     runs.mark_interrupted()
-    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    query = select(Run).order_by(Run.id.desc())
     if status is not None:
         query = query.where(Run.status == status)
     with db.session() as s:
-        return [run.model_dump(exclude={"config"}) for run in s.scalars(query)]
+        found = [run.model_dump(exclude={"config"}) for run in s.scalars(query if tag else query.limit(limit))]
+    return [r for r in found if tag in r["tags"]][:limit] if tag else found
+
+
+MAX_NOTES_CHARS, MAX_TAGS, MAX_TAG_CHARS = 4000, 12, 40
+TAG = re.compile(r"[\w.+-]+(?: [\w.+-]+)*")  # words, digits, . + - and single spaces
+
+
+def annotate(run_id: int, notes: str | None = None, tags: list[str] | None = None) -> dict:
+    """Set a run's notes (free text) and tags (short labels, e.g. "baseline", "lr-sweep"); None
+    keeps what is there. Returns {"notes", "tags"}. Too long or malformed: JobError, nothing stored."""
+    if notes is not None:
+        if not isinstance(notes, str):
+            raise JobError("notes: text is needed")
+        if len(notes) > MAX_NOTES_CHARS:
+            raise JobError(f"notes: {len(notes):,} characters; at most {MAX_NOTES_CHARS:,}")
+    if tags is not None:
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise JobError("tags: a list of words is needed")
+        tags = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+        if len(tags) > MAX_TAGS:
+            raise JobError(f"tags: {len(tags)} tags; at most {MAX_TAGS}")
+        bad = [t for t in tags if len(t) > MAX_TAG_CHARS or not TAG.fullmatch(t)]
+        if bad:
+            raise JobError(f"tags: {excerpt(bad[0], 50)} is not a tag (at most {MAX_TAG_CHARS} letters, digits, "
+                           "spaces and . + - _)")
+    with db.session() as s:
+        run = s.get(Run, _id(run_id))
+        if run is None:
+            raise JobError(f"no run {run_id}")
+        if notes is not None:
+            run.notes = notes
+        if tags is not None:
+            run.tags = tags
+        s.add(run)
+        s.commit()
+        return {"notes": run.notes, "tags": list(run.tags)}
 
 
 def queue_position(run_id: int) -> dict:

@@ -21,6 +21,7 @@ from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Index, Intege
 from jobs.models import Checkpoint, Evaluation, Run, Sample, utcnow  # tables the 0003 migration left alone
 
 REVISION = "0002"
+RUN_COLUMNS = [c for c in Run.__table__.c if c.name not in ("notes", "tags")]  # the runs table of 0002 (0004 added these)
 HISTORY_VALUES = ("abs_advantage", "reward_std", "agreement")
 HISTORY_COLUMNS = 500
 SCALARS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
@@ -150,7 +151,7 @@ def insert_records(connection, run_id: int, records: list[dict], config: dict, o
 def get_run(connection, run_id: int) -> dict:
     """What api.get_run read: the running runs (its interrupted-run check), the row, the checkpoint paths."""
     connection.execute(select(Run.id, Run.worker_host, Run.worker_pid, Run.heartbeat_at).where(Run.status == "running")).all()
-    run = dict(connection.execute(select(Run.__table__).where(Run.id == run_id)).mappings().one())
+    run = dict(connection.execute(select(*RUN_COLUMNS).where(Run.id == run_id)).mappings().one())
     run["checkpoints"] = list(connection.execute(select(Checkpoint.path).where(Checkpoint.run_id == run_id)
                                                  .order_by(Checkpoint.iteration)).scalars())
     return run

@@ -36,6 +36,8 @@ class Run(SQLModel, table=True):
     __table_args__ = {"sqlite_autoincrement": True}  # never reuse a deleted run's id (or its folder)
     id: int | None = Field(default=None, primary_key=True)
     name: str = ""
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))  # the user's, free text
+    tags: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     status: str = Field(default="queued", index=True)
     algorithm: str
     model: str

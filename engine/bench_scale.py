@@ -27,6 +27,7 @@ SETTINGS = [  # (what grows, its value, overrides); the first row is the base co
     ("granularities \\|Λ\\|", 2, ["algorithm.granularities=[1,2]"]),
     ("prompts per iteration", 2, ["train.prompts_per_iteration=2"]),
     ("prompts per iteration", 4, ["train.prompts_per_iteration=4"]),
+    ("(base, again: how much the machine drifted)", "", []),
 ]
 
 

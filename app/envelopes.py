@@ -18,16 +18,9 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from app.figures import X_TITLES, _empty, _eval_trace, _layout, _line, _translucent, _x_positions, colour
+from app.figures import X_TITLES, _empty, reward_value, _eval_trace, _layout, _line, _translucent, _x_positions, colour
 
 BANDS = ("min–max", "± std")
-
-
-def reward_value(metric: dict, reward: str):
-    """A metrics row's value of `reward` (a reward model's mean, or "total": the weighted sum)."""
-    if reward == "total":
-        return metric.get("reward")
-    return ((metric.get("rewards") or {}).get(reward) or {}).get("mean")
 
 
 def flat_config(config: dict, prefix: str = "") -> dict:

@@ -125,6 +125,13 @@ def _short(heat: dict, prompt: int, limit: int = 60) -> str:
 
 # --- training progress ----------------------------------------------------------------------------
 
+def reward_value(metric: dict, reward: str):
+    """A metrics row's value of `reward` (a reward model's mean, or "total": the weighted sum)."""
+    if reward == "total":
+        return metric.get("reward")
+    return ((metric.get("rewards") or {}).get(reward) or {}).get("mean")
+
+
 def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = None) -> go.Figure:
     """One reward across several runs (G²RPO against its baselines): each run's training mean as a
     line and its held-out evaluation of that reward as dashed markers, one colour per run.
@@ -138,9 +145,8 @@ def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = Non
         metrics = run.get("metrics") or []
         xs, at = _x_positions(metrics, x)
         if metrics:
-            ys = [m.get("reward") if reward == "total" else ((m.get("rewards") or {}).get(reward) or {}).get("mean")
-                  for m in metrics]
-            fig.add_trace(_line(xs, ys, run["label"], colour(i), legendgroup=run["label"]))
+            fig.add_trace(_line(xs, [reward_value(m, reward) for m in metrics], run["label"], colour(i),
+                                legendgroup=run["label"]))
         trace = _eval_trace(run.get("evaluations") or (), reward, at, f"{run['label']} (eval)", colour(i))
         if trace is not None:
             trace.legendgroup = run["label"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from app import curves, envelopes, figures
-from app.envelopes import reward_value as _reward_of
+from app.figures import reward_value as _reward_of
 from app.errors import user_errors
 from app.monitor_tab import X_AXES
 from app.runs_tab import selected_id

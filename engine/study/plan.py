@@ -1,17 +1,32 @@
-"""What the study runs: the methods, the seeds, the budget of model evaluations, the evaluation set.
+"""What the study runs: methods, training rewards, seeds, the three protocols' budgets, the scoring sets.
 
-A plan is plain data (JSON-serialisable): the runner, the evaluator and the report read it, and each
-run folder keeps its part of it so a later invocation can tell whether finished work still matches.
+Three protocols compare the methods (issue 13), each a budget a run must reach:
+- `iterations`: the paper's protocol, the same number of iterations, each method with its authors'
+  update schedule as its preset has it (G²RPO one AdamW step per branch step, the baselines one per
+  iteration);
+- `evaluations`: the same number of model evaluations (rollout + training, counted by the engine);
+- `seconds`: the same training wall time on this machine, read from a calibration (seconds per model
+  evaluation of each method, measured once at the start and cached), so that where a run stops does
+  not depend on the load of the moment and a killed study resumes to the same result.
+One run per (training reward, method, seed) goes on until it has reached every budget of its track,
+and saves a checkpoint wherever it first crosses a fraction of one of them.
+
+A plan is plain data (JSON-serialisable): the runner, the scorer and the report read it, and each run
+folder keeps its part of it so a later invocation can tell whether finished work still matches.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # the presets, one per algorithm
+PROTOCOLS = ("iterations", "evaluations", "seconds")
+PROTOCOL_LABELS = {"iterations": "the paper's protocol: equal iterations, each method's own update schedule",
+                   "evaluations": "equal model evaluations (rollout + training)",
+                   "seconds": "equal training wall time (calibrated on this machine)"}
+NEVER = 100_000  # train.iterations for every run: the study, not the Trainer, decides where it stops
 
 
 @dataclass(frozen=True)
@@ -32,29 +47,41 @@ METHODS = (
     Method("egrpo", "E-GRPO (merged steps)", "egrpo"),
     Method("diffusionnft", "DiffusionNFT", "diffusionnft"),
 )
-REFERENCE = "g2rpo-L123"  # the budget is counted in iterations of the most expensive method
-# What every method trains, alike: the study's design (one prompt per iteration, preference) is kept
-# as it was measured, whatever the presets say.
-TRAINING = ["model.name=builtin", "rewards=[{name: preference}]", "train.prompts_per_iteration=1"]
-# G = 8 for every method (the presets, like the paper, use 12): measured on 2 cores, a budget of 40
-# iterations of G²RPO {1,2,3} makes the full study about an hour at G = 12 and ~45 minutes at G = 8.
-# `--set algorithm.group_size=12` restores the paper's group.
-GROUP = ["algorithm.group_size=8"]
-EVAL_REWARDS = ["preference", "adherence", "background", "colour", "shape", "count"]
+BY_KEY = {m.key: m for m in METHODS}
+REFERENCE = "dancegrpo"  # the baseline every method's difference is also measured against
+# The full study's methods: Λ = {1,2} is left out by default to keep the run inside its time (Λ = {1}
+# against {1,2,3} is the granularity question); `--methods` puts it back.
+MAIN_METHODS = ("g2rpo-L1", "g2rpo-L123", "dancegrpo", "flowgrpo", "mixgrpo", "egrpo", "diffusionnft")
+# The reward-hacking track trains on the learned `preference` under the paper's protocol only.
+HACKING_METHODS = ("g2rpo-L123", "dancegrpo", "mixgrpo", "diffusionnft")
+EVAL_REWARDS = ["adherence", "preference", "background", "colour", "shape", "count"]
+
+
+@dataclass(frozen=True)
+class Track:
+    """Runs that train on one reward: which methods, under which protocols."""
+
+    reward: str
+    methods: tuple[str, ...]
+    protocols: tuple[str, ...]
 
 
 @dataclass
 class Plan:
-    methods: list[Method]
+    methods: list[Method]  # every method some track trains
+    tracks: list[Track]
     seeds: list[int]
-    budget: int  # model evaluations (rollout + train) per run
-    fractions: list[float]  # checkpoints where a run crosses these shares of the budget
+    budgets: dict[str, float]  # protocol -> iterations, model evaluations, seconds
+    fractions: list[float]  # checkpoints where a run first crosses these shares of each budget
     overrides: list[str]  # applied to every method's preset, before its own overrides
-    eval_prompts: list[str]
-    eval_seeds: int  # images per prompt, noise fixed by (prompt, seed)
+    eval_prompts: list[str]  # held-out prompts
+    train_prompts: list[str]  # a fixed subset of the training prompts (the in-domain scores)
+    eval_seeds: int  # images per held-out prompt (training prompts: one), noise fixed by (prompt, seed)
     eval_rewards: list[str]
+    target: float = 0.02  # the evaluations-to-target table: held-out adherence this far above the base's
+    calibration_iterations: int = 2  # timed iterations per method for the seconds protocol, after a warm-up
     cost_sweeps: dict[str, list[int]] = field(default_factory=dict)  # empty: no cost table
-    cost_iterations: int = 2  # timed iterations per cost point, after one warm-up
+    cost_iterations: int = 2
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -62,74 +89,77 @@ class Plan:
     def method(self, key: str) -> Method:
         return next(m for m in self.methods if m.key == key)
 
-
-def method_overrides(plan: Plan, method: Method, seed: int) -> list[str]:
-    """A run's overrides: the plan's, the method's, then what the study needs of every run
-    (no evaluation or checkpoints inside the Trainer: the study decides when to save)."""
-    never = plan.budget + 1  # every iteration costs at least one evaluation, so the run ends before
-    return [*plan.overrides, *method.overrides, f"train.seed={seed}", "train.eval_every=0",
-            f"train.iterations={never}", f"train.checkpoint_every={never}", f"train.sample_every={never}"]
+    def track(self, reward: str) -> Track:
+        return next(t for t in self.tracks if t.reward == reward)
 
 
-def run_config(plan: Plan, method: Method, seed: int):
+def method_overrides(plan: Plan, reward: str, method: Method, seed: int) -> list[str]:
+    """A run's overrides: the plan's, the method's, its training reward, then what the study needs of
+    every run (no evaluation, samples or checkpoints inside the Trainer: the study decides when to save)."""
+    return [*plan.overrides, *method.overrides, f"rewards=[{{name: {reward}}}]", f"train.seed={seed}",
+            "train.eval_every=0", f"train.iterations={NEVER}", f"train.checkpoint_every={NEVER}",
+            f"train.sample_every={NEVER}"]
+
+
+def run_config(plan: Plan, reward: str, method: Method, seed: int):
     from engine.config import load_config
 
-    return load_config(CONFIGS / f"{method.preset}.yaml", method_overrides(plan, method, seed))
+    return load_config(CONFIGS / f"{method.preset}.yaml", method_overrides(plan, reward, method, seed))
 
 
-def thresholds(budget: int, fractions: list[float]) -> list[int]:
-    """The evaluation counts a run must reach for each fraction (the last is the budget itself)."""
-    return [math.ceil(f * budget) for f in fractions]
-
-
-def crossings(per_iteration: list[int], budget: int, fractions: list[float]) -> list[int | None]:
-    """For each fraction, the iterations done when the running total of evaluations first reaches
-    its threshold (None while not reached): where the checkpoint of that fraction is saved."""
-    out, total, done = [], 0, []
+def crossings(per_iteration: list[int], seconds_per_evaluation: float | None, plan: Plan,
+              protocols: tuple[str, ...]) -> dict[tuple[str, float], int | None]:
+    """For each (protocol, fraction), the iterations done when the run first reaches that share of the
+    protocol's budget (None while not reached): where a checkpoint is saved. `per_iteration` is each
+    done iteration's model evaluations; the seconds protocol counts them at the calibrated rate."""
+    totals, running = [], 0
     for count in per_iteration:
-        total += count
-        done.append(total)
-    for need in thresholds(budget, fractions):
-        out.append(next((n + 1 for n, total in enumerate(done) if total >= need), None))
+        running += count
+        totals.append(running)
+    out = {}
+    for protocol in protocols:
+        for fraction in plan.fractions:
+            need = fraction * plan.budgets[protocol]
+            if protocol == "iterations":
+                at = math.ceil(need)
+                out[protocol, fraction] = at if at <= len(totals) else None
+                continue
+            rate = 1.0 if protocol == "evaluations" else seconds_per_evaluation
+            out[protocol, fraction] = next((n + 1 for n, total in enumerate(totals) if total * rate >= need - 1e-9),
+                                           None)
     return out
 
 
-def probe_evaluations(plan: Plan, method: Method) -> int:
-    """Model evaluations of the first iteration of `method` (G²RPO's are the same every iteration;
-    MixGRPO's and DanceGRPO's vary): one real iteration in a scratch folder, so the count is the engine's."""
-    from engine.trainer import Trainer
+def build_plan(quick: bool, seeds: int | None = None, budgets: dict[str, float] | None = None,
+               overrides: list[str] = (), methods: list[str] | None = None, hacking: bool = True,
+               cost: bool = False, target: float = 0.02) -> Plan:
+    """The full study (5 seeds; 10 iterations, 15,000 evaluations, 40 seconds; every held-out prompt and
+    a third of the training prompts), or `--quick`: 2 seeds, budgets of about two iterations, a quarter
+    of the prompts, the hacking track with two methods."""
+    from engine.world import eval_prompts, train_prompts
 
-    cfg = run_config(dataclasses.replace(plan, budget=1), method, plan.seeds[0])
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(cfg, scratch, sink=None)
-        trainer.sink = None
-        counts = trainer.iteration(0)["model_evaluations"]
-    return counts["rollout"] + counts["train"]
-
-
-def build_plan(quick: bool, seeds: int | None = None, budget: int | None = None,
-               reference_iterations: int | None = None, overrides: list[str] = (),
-               methods: list[str] | None = None, cost: bool = True) -> Plan:
-    """The full study (3 seeds, a budget of 40 reference iterations, every held-out prompt at 2 seeds),
-    or `--quick`: 2 seeds, 2 reference iterations, a quarter of the prompts at one seed, a smaller cost grid."""
-    from engine.world import eval_prompts
-
-    chosen = [m for m in METHODS if methods is None or m.key in methods]
-    plan = Plan(
-        methods=chosen,
-        seeds=list(range(seeds or (2 if quick else 3))),
-        budget=0,
-        fractions=[0.5, 1.0] if quick else [0.25, 0.5, 0.75, 1.0],
-        overrides=[*TRAINING, *GROUP, *overrides],
+    main = list(methods or MAIN_METHODS)
+    hack = [m for m in (("g2rpo-L123", "diffusionnft") if quick else HACKING_METHODS) if methods is None or m in main]
+    tracks = [Track("adherence", tuple(main), PROTOCOLS)]
+    if hacking and hack:
+        tracks.append(Track("preference", tuple(hack), ("iterations",)))
+    used = {k for t in tracks for k in t.methods}
+    defaults = {"iterations": 2, "evaluations": 2500, "seconds": 8.0} if quick else \
+        {"iterations": 10, "evaluations": 15000, "seconds": 40.0}
+    return Plan(
+        methods=[m for m in METHODS if m.key in used],
+        tracks=tracks,
+        seeds=list(range(seeds or (2 if quick else 5))),
+        budgets={**defaults, **(budgets or {})},
+        fractions=[0.5, 1.0],
+        overrides=["model.name=builtin", *overrides],
         eval_prompts=eval_prompts()[::4] if quick else eval_prompts(),
-        eval_seeds=1 if quick else 2,
+        train_prompts=train_prompts()[::12] if quick else train_prompts()[::3],
+        eval_seeds=1,
         eval_rewards=list(EVAL_REWARDS),
+        target=target,
+        calibration_iterations=1 if quick else 2,
         cost_sweeps=({"G": [4, 12], "K": [2, 8], "Λ": [1, 3], "resolution": [16, 32]} if quick else
                      {"G": [4, 8, 12], "K": [2, 4, 8], "Λ": [1, 2, 3], "resolution": [16, 32, 64]}) if cost else {},
         cost_iterations=1 if quick else 2,
     )
-    if budget is None:  # reference_iterations of G²RPO with every granularity
-        reference = next(m for m in METHODS if m.key == REFERENCE)
-        budget = (reference_iterations or (2 if quick else 40)) * probe_evaluations(plan, reference)
-    plan.budget = budget
-    return plan

@@ -1,5 +1,6 @@
 """The study's outputs, rebuilt from the cached runs and scores on every invocation:
-results.json / results.csv (every evaluated model), table.md, curves.html, cost.md and study.json.
+results.json / results.csv (every evaluated model), table.md, verdicts.md, curves.html / curves.png,
+cost.md and study.json.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.study.evaluate import base_cache, cached_scores
-from engine.study.plan import Plan, run_config
+from engine.study.evaluate import SPLITS, base_cache, base_config, cached_scores
+from engine.study.plan import Plan
 from engine.study.runs import finished, write_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,30 +25,36 @@ def result_rows(plan: Plan, root: Path) -> list[dict]:
     rows = []
     if base_cache(root).exists():
         scores = json.loads(base_cache(root).read_text())["scores"]
-        model = run_config(plan, plan.methods[0], plan.seeds[0]).model.name
-        rows.append({"method": "base", "label": f"{model} (base)", "seed": None, "fraction": 0.0, "iteration": 0,
-                     "evaluations": 0, "seconds": 0.0, "scores": scores})
+        rows.append({"reward": None, "method": "base", "label": f"{base_config(plan).model.name} (base)", "seed": None,
+                     "iteration": 0, "evaluations": 0, "seconds": 0.0, "calibrated_seconds": 0.0, "points": [],
+                     "scores": scores})
     for seed in plan.seeds:
-        for method in plan.methods:
-            run = finished(root, method, seed)
-            for entry in (run or {}).get("checkpoints", []):
-                scores = cached_scores(plan, root, method, seed, entry)
-                if scores is not None:
-                    rows.append({"method": method.key, "label": method.label, "seed": seed,
-                                 **{k: entry[k] for k in ("fraction", "iteration", "evaluations", "seconds")},
-                                 "scores": scores})
+        for track in plan.tracks:
+            for key in track.methods:
+                method = plan.method(key)
+                run = finished(root, track.reward, method, seed)
+                for entry in (run or {}).get("checkpoints", []):
+                    scores = cached_scores(plan, root, track.reward, method, seed, entry)
+                    if scores is not None:
+                        rows.append({"reward": track.reward, "method": key, "label": method.label, "seed": seed,
+                                     **{k: entry[k] for k in ("iteration", "evaluations", "seconds",
+                                                              "calibrated_seconds", "points")},
+                                     "scores": scores})
     return rows
 
 
 def write_results(root: Path, plan: Plan, rows: list[dict]) -> None:
-    write_json(root / "results.json", {"budget": plan.budget, "seeds": plan.seeds, "rewards": plan.eval_rewards,
+    write_json(root / "results.json", {"budgets": plan.budgets, "seeds": plan.seeds, "rewards": plan.eval_rewards,
                                        "rows": rows})
-    fields = ["method", "label", "seed", "fraction", "iteration", "evaluations", "seconds", *plan.eval_rewards]
+    fields = ["reward", "method", "label", "seed", "iteration", "evaluations", "seconds", "calibrated_seconds"]
+    scores = [f"{split}/{name}" for split in SPLITS for name in plan.eval_rewards]
     with open(root / "results.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fields)
+        writer = csv.DictWriter(f, [*fields, "points", *scores])
         writer.writeheader()
         for row in rows:
-            writer.writerow({**{k: row[k] for k in fields[:7]}, **row["scores"]})
+            writer.writerow({**{k: row[k] for k in fields}, "points": " ".join(f"{p}@{f:g}" for p, f in row["points"]),
+                             **{f"{split}/{name}": row["scores"][split][name] for split in SPLITS
+                                for name in plan.eval_rewards}})
 
 
 def machine() -> dict:
@@ -75,37 +82,30 @@ def machine_line(info: dict) -> str:
             f"torch {info['torch']}" + (f", {info['cuda']}" if info["cuda"] else ""))
 
 
-def write_study(root: Path, plan: Plan, started: str, finished_at: str, seconds: float, info: dict) -> None:
-    """study.json: this invocation (command, machine, date, commit) appended to the earlier ones."""
+def write_study(root: Path, plan: Plan, started: str, finished_at: str, seconds: float, info: dict,
+                git: dict) -> None:
+    """study.json: this invocation (command, machine, date, the commit it started from) appended to the earlier ones."""
     path = root / "study.json"
     earlier = json.loads(path.read_text()).get("invocations", []) if path.exists() else []
     now = {"command": shlex.join(["python", "-m", "engine.study", *sys.argv[1:]]), "cwd": os.getcwd(),
            "started": started, "finished": finished_at, "seconds": round(seconds, 1), "machine": info,
-           "git": git_state()}
+           "git": git}
     plan_summary = {k: v for k, v in plan.to_dict().items() if k != "eval_prompts"}
     plan_summary["eval_prompts"] = len(plan.eval_prompts)
     write_json(path, {**now, "plan": plan_summary, "invocations": [*earlier, now]})
 
 
 def write_reports(root: Path, plan: Plan, cost: list[tuple[dict, dict]], info: dict) -> list[dict]:
-    from engine.rewards.base import held_out_rewards
+    from engine.study.calibration import calibrations
     from engine.study.cost import cost_markdown
     from engine.study.curves import write_curves
-    from engine.study.tables import table_markdown
+    from engine.study.tables import table_markdown, verdicts_markdown
 
     rows = result_rows(plan, root)
     write_results(root, plan, rows)
-    held_out = set(held_out_rewards())
-    methods = [(m.key, m.label) for m in plan.methods]
-    training = ", ".join(r.name for r in run_config(plan, plan.methods[0], plan.seeds[0]).rewards)
-    head = (f"# {len(plan.seeds)} seeds per method, each run stopped at {plan.budget:,} model evaluations "
-            f"(rollout + train); scored on {len(plan.eval_prompts)} held-out prompts × {plan.eval_seeds} "
-            f"seed(s), the same noise for every model. Mean ± std over seeds (n − 1). {machine_line(info)}."
-            + (" Adherence is the mean of the four held-out verifiers." if "adherence" in plan.eval_rewards else "")
-            + "\n\n")
-    (root / "table.md").write_text(head + table_markdown(rows, methods, plan.eval_rewards, held_out, training))
-    write_curves(root / "curves.html", rows, methods, plan.eval_rewards, held_out,
-                 f"Held-out scores vs model evaluations and training time (budget {plan.budget:,} evaluations)")
+    (root / "table.md").write_text(table_markdown(plan, rows, calibrations(root), machine_line(info)))
+    (root / "verdicts.md").write_text(verdicts_markdown(plan, rows))
+    write_curves(root, plan, rows)
     if cost:
         (root / "cost.md").write_text(cost_markdown(plan, cost, machine_line(info)))
     return rows

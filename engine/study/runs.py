@@ -1,20 +1,19 @@
-"""Train one (method, seed) run to the plan's budget of model evaluations, resumably.
+"""Train one (training reward, method, seed) run until it has reached every budget of its track, resumably.
 
-The Trainer runs to `train.iterations`; the study instead stops at the first iteration whose running
-total of evaluations (rollout + train, from the records) reaches the budget, and saves a checkpoint
-when the total first crosses each budget fraction. So it drives `trainer.iteration(it)` in its own
-loop and calls `trainer.save_checkpoint(done)` itself.
+The Trainer runs to `train.iterations`; the study instead drives `trainer.iteration(it)` in its own
+loop, stops once every protocol's budget is reached (plan.crossings), and calls
+`trainer.save_checkpoint(done)` wherever the run first crosses a fraction of one of them.
 
 A run folder holds the Trainer's `records.jsonl` and `checkpoints/`, plus `spec.json` (what the run
-is: its config and budget, written before training) and `run.json` (written once it is finished: its
-checkpoints with the evaluations and training seconds at each). A killed run resumes from its last
-checkpoint: `Trainer(resume=True)` drops the records after it, and iterations redo exactly.
+is: its config, budgets and calibrated rate, written before training) and `run.json` (written once it
+is finished: its checkpoints with the protocol points each stands for, and the evaluations and
+training seconds spent there). A killed run resumes from its last checkpoint: `Trainer(resume=True)`
+drops the records after it, and iterations redo exactly.
 """
 from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 from pathlib import Path
 
@@ -23,8 +22,8 @@ from tqdm.auto import tqdm
 from engine.study.plan import Method, Plan, crossings, run_config
 
 
-def run_dir(root: Path, method: Method, seed: int) -> Path:
-    return Path(root) / "runs" / method.key / f"seed{seed}"
+def run_dir(root: Path, reward: str, method: Method, seed: int) -> Path:
+    return Path(root) / "runs" / reward / method.key / f"seed{seed}"
 
 
 def write_json(path: Path, data) -> None:
@@ -35,74 +34,86 @@ def write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def run_spec(plan: Plan, method: Method, seed: int) -> dict:
+def run_spec(plan: Plan, reward: str, method: Method, seed: int, rate: float | None) -> dict:
     """Everything that decides a run's result (so a changed plan is never mixed with old work)."""
-    return {"method": method.key, "seed": seed, "budget": plan.budget, "fractions": plan.fractions,
-            "config": run_config(plan, method, seed).to_dict()}
+    track = plan.track(reward)
+    return {"reward": reward, "method": method.key, "seed": seed, "protocols": list(track.protocols),
+            "budgets": {p: plan.budgets[p] for p in track.protocols}, "fractions": plan.fractions,
+            "seconds_per_evaluation": rate, "config": run_config(plan, reward, method, seed).to_dict()}
 
 
 def check_spec(folder: Path, spec: dict) -> None:
     path = folder / "spec.json"
     if path.exists():
         if json.loads(path.read_text()) != spec:
-            raise ValueError(f"{folder} holds a run of a different plan (budget, seeds, overrides or config); "
-                             f"use another --out, or delete that folder to redo it")
+            raise ValueError(f"{folder} holds a run of a different plan (budgets, seeds, overrides, calibration "
+                             f"or config); use another --out, or delete that folder to redo it")
     else:
         write_json(path, spec)
 
 
-def finished(root: Path, method: Method, seed: int) -> dict | None:
+def finished(root: Path, reward: str, method: Method, seed: int) -> dict | None:
     """The run's summary (run.json) if it is finished, else None."""
-    path = run_dir(root, method, seed) / "run.json"
+    path = run_dir(root, reward, method, seed) / "run.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def summary(plan: Plan, records: list[dict]) -> list[dict]:
-    """One entry per fraction: the checkpoint there, with the evaluations and training seconds spent."""
-    counts = [r["model_evaluations"]["rollout"] + r["model_evaluations"]["train"] for r in records]
-    out = []
-    for fraction, done in zip(plan.fractions, crossings(counts, plan.budget, plan.fractions)):
-        if done is None:  # not reached yet
-            continue
-        out.append({"fraction": fraction, "iteration": done, "evaluations": sum(counts[:done]),
-                    "seconds": sum(r["time"]["total"] for r in records[:done]),
-                    "checkpoint": f"checkpoints/iter_{done:06d}"})
-    return out
+def evaluations(record: dict) -> int:
+    return record["model_evaluations"]["rollout"] + record["model_evaluations"]["train"]
 
 
-def train_run(plan: Plan, method: Method, seed: int, root: Path, progress: bool = True) -> dict:
-    """Train (or finish) one run; returns its run.json. A finished run is only checked, not redone."""
+def summary(plan: Plan, protocols: tuple[str, ...], rate: float | None, records: list[dict]) -> list[dict]:
+    """One entry per checkpoint, in iteration order: the protocol points (protocol, fraction) it stands
+    for, with the iterations, evaluations and training seconds (measured, and at the calibrated rate) spent."""
+    counts = [evaluations(r) for r in records]
+    at: dict[int, list] = {}
+    for point, done in crossings(counts, rate, plan, protocols).items():
+        if done is not None:
+            at.setdefault(done, []).append(list(point))
+    return [{"iteration": done, "points": points, "evaluations": sum(counts[:done]),
+             "seconds": sum(r["time"]["total"] for r in records[:done]),
+             "calibrated_seconds": sum(counts[:done]) * rate if rate else None,
+             "checkpoint": f"checkpoints/iter_{done:06d}"} for done, points in sorted(at.items())]
+
+
+def reached(plan: Plan, protocols: tuple[str, ...], rate: float | None, records: list[dict]) -> bool:
+    final = crossings([evaluations(r) for r in records], rate, plan, protocols)
+    return all(final[p, plan.fractions[-1]] is not None for p in protocols)
+
+
+def train_run(plan: Plan, reward: str, method: Method, seed: int, root: Path, rate: float | None,
+              progress: bool = True) -> dict:
+    """Train (or finish) one run; returns its run.json. A finished run is only checked, not redone.
+    `rate` is the method's calibrated seconds per evaluation (None when its track has no seconds protocol)."""
     from engine.records import read_records
     from engine.trainer import Trainer
 
-    folder = run_dir(root, method, seed)
-    spec = run_spec(plan, method, seed)
+    protocols = plan.track(reward).protocols
+    folder = run_dir(root, reward, method, seed)
+    spec = run_spec(plan, reward, method, seed, rate)
     check_spec(folder, spec)
-    done = finished(root, method, seed)
+    done = finished(root, reward, method, seed)
     if done is not None:
         return done
-    trainer = Trainer(run_config(plan, method, seed), folder, resume=True)  # drops records past the checkpoint
+    trainer = Trainer(run_config(plan, reward, method, seed), folder, resume=True)  # drops records past the checkpoint
     path = folder / "records.jsonl"
     records = read_records(path) if path.exists() else []
     if [r["iteration"] for r in records] != list(range(trainer.start_iteration)):
         raise ValueError(f"{path} does not hold exactly the iterations before the checkpoint it resumes from")
-    total = sum(r["model_evaluations"]["rollout"] + r["model_evaluations"]["train"] for r in records)
-    bar = tqdm(desc=f"{method.key} seed {seed}", initial=len(records), total=None, leave=False,
+    bar = tqdm(desc=f"{reward} {method.key} seed {seed}", initial=len(records), total=None, leave=False,
                position=1, disable=not progress, dynamic_ncols=True)
     it = trainer.start_iteration
-    while total < plan.budget:
-        record = trainer.iteration(it)
-        records.append(record)
-        count = record["model_evaluations"]["rollout"] + record["model_evaluations"]["train"]
-        total, it = total + count, it + 1
-        if it in {entry["iteration"] for entry in summary(plan, records)}:
+    while not reached(plan, protocols, rate, records):
+        records.append(trainer.iteration(it))
+        it += 1
+        if it in {entry["iteration"] for entry in summary(plan, protocols, rate, records)}:
             trainer.save_checkpoint(it)
-        bar.total = it + math.ceil((plan.budget - total) / count) if total < plan.budget else it
-        bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in record["reward"].items()})
+        bar.set_postfix({name: f"{v['mean']:.4f}" for name, v in records[-1]["reward"].items()})
         bar.update(1)
     bar.close()
     del trainer
     gc.collect()
-    result = {**spec, "iterations": len(records), "evaluations": total, "checkpoints": summary(plan, records)}
+    result = {**spec, "iterations": len(records), "evaluations": sum(map(evaluations, records)),
+              "checkpoints": summary(plan, protocols, rate, records)}
     write_json(folder / "run.json", result)
     return result

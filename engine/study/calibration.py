@@ -1,0 +1,58 @@
+"""Seconds per model evaluation of each (training reward, method): the clock of the seconds protocol.
+
+Measured once per study folder (`calibration.json`), on a scratch run of the method's own config: one
+warm-up iteration, then `plan.calibration_iterations` timed ones; the rate is their seconds over their
+model evaluations (an iteration's cost follows its evaluations: MixGRPO's fall as its window moves,
+DanceGRPO's vary with the steps it draws). A run then "spends" evaluations × rate seconds, so where
+it stops under the seconds protocol is fixed once the calibration is, whatever the load later.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from engine.study.plan import Method, Plan, run_config
+from engine.study.runs import write_json
+
+
+def calibration_path(root: Path) -> Path:
+    return Path(root) / "calibration.json"
+
+
+def calibration_key(plan: Plan, reward: str, method: Method) -> str:
+    cfg = run_config(plan, reward, method, plan.seeds[0]).to_dict()
+    return json.dumps([cfg, plan.calibration_iterations], sort_keys=True)
+
+
+def measure(plan: Plan, reward: str, method: Method) -> dict:
+    from engine.trainer import Trainer
+
+    cfg = run_config(plan, reward, method, plan.seeds[0])
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(cfg, scratch, sink=None)
+        trainer.sink = None
+        trainer.iteration(0)  # warm-up, not timed
+        records = [trainer.iteration(it) for it in range(1, plan.calibration_iterations + 1)]
+    seconds = sum(r["time"]["total"] for r in records)
+    evaluations = sum(r["model_evaluations"]["rollout"] + r["model_evaluations"]["train"] for r in records)
+    return {"method": method.key, "reward": reward, "seconds_per_evaluation": seconds / evaluations,
+            "seconds_per_iteration": seconds / len(records), "evaluations_per_iteration": evaluations / len(records),
+            "timed_iterations": len(records), "measured": time.time()}
+
+
+def seconds_per_evaluation(plan: Plan, root: Path, reward: str, method: Method) -> float:
+    """The cached rate, measured now if this folder has none for this exact config."""
+    path = calibration_path(root)
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    key = calibration_key(plan, reward, method)
+    if key not in cache:
+        cache[key] = measure(plan, reward, method)
+        write_json(path, cache)
+    return cache[key]["seconds_per_evaluation"]
+
+
+def calibrations(root: Path) -> list[dict]:
+    path = calibration_path(root)
+    return list(json.loads(path.read_text()).values()) if path.exists() else []

@@ -1,4 +1,5 @@
-"""The study (`python -m engine.study`): budget and plan logic, tables, resume; the quick run end to end (slow)."""
+"""The study (`python -m engine.study`): the protocols' budgets and checkpoints, the plan, the tables'
+verdicts and costs, resume; the quick run end to end (slow)."""
 import json
 import subprocess
 import sys
@@ -7,123 +8,183 @@ import pytest
 from safetensors.torch import load_file
 
 from engine.study import runs
-from engine.study.plan import METHODS, Plan, build_plan, crossings, probe_evaluations, run_config, thresholds
-from engine.study.tables import interpolate, table_markdown
-from engine.world import eval_prompts
-
-BY_KEY = {m.key: m for m in METHODS}
+from engine.study.plan import BY_KEY, MAIN_METHODS, METHODS, PROTOCOLS, Plan, Track, build_plan, crossings, run_config
+from engine.study.tables import differences_table, hacking_table, target_table, verdicts_markdown
+from engine.world import eval_prompts, train_prompts
 
 
-def test_checkpoints_go_where_the_running_total_first_reaches_each_fraction():
-    assert thresholds(35, [0.25, 0.5, 0.75, 1.0]) == [9, 18, 27, 35]
-    assert crossings([10, 10, 10, 10], 35, [0.25, 0.5, 0.75, 1.0]) == [1, 2, 3, 4]
-    assert crossings([10, 10], 35, [0.25, 0.5, 0.75, 1.0]) == [1, 2, None, None]  # not there yet
-    assert crossings([100], 35, [0.5, 1.0]) == [1, 1]  # one iteration can cross several fractions
-    assert crossings([5, 3, 9], 16, [0.5, 1.0]) == [2, 3]  # uneven iterations (DanceGRPO's vary)
+def budget_plan(**budgets) -> Plan:
+    return Plan(methods=[], tracks=[], seeds=[0], budgets=budgets, fractions=[0.5, 1.0], overrides=[],
+                eval_prompts=[], train_prompts=[], eval_seeds=1, eval_rewards=[])
 
 
-def test_every_method_trains_the_same_reward_and_seeds_with_its_own_preset():
-    plan = build_plan(quick=False, budget=5000)  # an explicit budget: no probe iteration
-    assert [m.key for m in plan.methods] == list(BY_KEY) and plan.seeds == [0, 1, 2]
-    assert plan.fractions == [0.25, 0.5, 0.75, 1.0] and len(plan.eval_prompts) == len(eval_prompts())
-    for method in plan.methods:
-        cfg = run_config(plan, method, seed=2)
-        assert (cfg.model.name, [r.name for r in cfg.rewards], cfg.train.seed) == ("builtin", ["preference"], 2)
-        assert cfg.algorithm.name == method.preset and cfg.train.eval_every == 0 and cfg.algorithm.group_size == 8
-        assert cfg.train.iterations > plan.budget and cfg.train.checkpoint_every > plan.budget  # the study saves
-    lambdas = [run_config(plan, BY_KEY[k], 0).algorithm.granularities for k in ("g2rpo-L1", "g2rpo-L12", "g2rpo-L123")]
-    assert lambdas == [[1], [1, 2], [1, 2, 3]]
-    quick = build_plan(quick=True, budget=100, overrides=["algorithm.group_size=12"], cost=False)
-    assert quick.seeds == [0, 1] and len(quick.eval_prompts) < len(plan.eval_prompts) and quick.cost_sweeps == {}
-    assert all(run_config(quick, m, 0).algorithm.group_size == 12 for m in quick.methods)  # --set: alike for all
+def test_each_protocol_checkpoints_where_the_run_first_reaches_its_share_of_the_budget():
+    plan = budget_plan(iterations=4, evaluations=35, seconds=3.0)
+    got = crossings([10, 10, 10, 10], 0.1, plan, PROTOCOLS)  # 0.1 s per evaluation: 1 s per iteration
+    assert got == {("iterations", 0.5): 2, ("iterations", 1.0): 4, ("evaluations", 0.5): 2,
+                   ("evaluations", 1.0): 4, ("seconds", 0.5): 2, ("seconds", 1.0): 3}
+    assert crossings([10], 0.1, plan, PROTOCOLS)[("evaluations", 0.5)] is None  # not there yet
+    assert crossings([10], 0.1, plan, ("iterations",)) == {("iterations", 0.5): None, ("iterations", 1.0): None}
+    assert crossings([100], 1.0, plan, ("evaluations",)) == {("evaluations", 0.5): 1, ("evaluations", 1.0): 1}
+    # uneven iterations (DanceGRPO's vary): the running total decides, and a dearer evaluation spends time faster
+    assert crossings([5, 3, 10, 20], 0.1, plan, ("evaluations",)) == {("evaluations", 0.5): 3, ("evaluations", 1.0): 4}
+    assert crossings([5, 3, 10, 20], 0.2, plan, ("seconds",)) == {("seconds", 0.5): 2, ("seconds", 1.0): 3}
 
 
-def test_the_budget_defaults_to_reference_iterations_of_g2rpo_with_every_granularity():
-    plan = build_plan(quick=True, reference_iterations=3, overrides=["model.name=tiny-flux", "algorithm.group_size=2",
-                      "algorithm.branch_steps=[0,1]", "sampling.steps=8"], cost=False)
-    per_iteration = probe_evaluations(plan, BY_KEY["g2rpo-L123"])
-    assert plan.budget == 3 * per_iteration
-    assert probe_evaluations(plan, BY_KEY["g2rpo-L1"]) < per_iteration  # fewer granularities, fewer completions
-
-
-def rows_for(method, label, values, seconds=(10.0, 20.0, 30.0)):
-    return [{"method": method, "label": label, "seed": seed, "fraction": 1.0, "iteration": 5, "evaluations": 100,
-             "seconds": t, "scores": {"pref": v, "shape": v / 2}} for seed, (v, t) in enumerate(zip(values, seconds))]
-
-
-def test_table_has_base_and_method_rows_with_mean_and_sample_std_and_marks_held_out_columns():
-    base = {"method": "base", "label": "builtin (base)", "seed": None, "fraction": 0.0, "iteration": 0,
-            "evaluations": 0, "seconds": 0.0, "scores": {"pref": 0.1, "shape": 0.05}}
-    rows = [base, *rows_for("a", "Method A", [0.2, 0.3, 0.4]), *rows_for("b", "Method B", [0.5, 0.5, 0.5])]
-    text = table_markdown(rows, [("a", "Method A"), ("b", "Method B")], ["pref", "shape"], {"shape"}, "pref")
-    lines = text.splitlines()
-    assert lines[2] == ("| training reward | method | pref (in-domain) | shape (out-of-domain) | iterations | "
-                        "evaluations | train s |")
-    assert "| — | builtin (base) | 0.100 | 0.050 | 0 | 0 | 0 |" in text
-    assert "| pref | Method A | 0.300 ± 0.100 | 0.150 ± 0.050 | 5 ± 0 | 100 ± 0 | 20.0 ± 10.0 |" in text
-    assert "| pref | Method B | **0.500 ± 0.000** | **0.250 ± 0.000** |" in text  # the best mean is bold
-    assert "At the same training time (10 s" in text
-
-
-def test_equal_time_scores_interpolate_between_the_base_and_the_checkpoints():
-    base = {"scores": {"pref": 0.0}}
-    rows = [{"method": "a", "seed": 0, "seconds": t, "scores": {"pref": v}} for t, v in ((10.0, 1.0), (30.0, 2.0))]
-    assert [r["scores"]["pref"] for r in interpolate(rows, base, "a", 5.0, ["pref"])] == [0.5]
-    assert [r["scores"]["pref"] for r in interpolate(rows, base, "a", 20.0, ["pref"])] == [1.5]
+def test_every_method_trains_from_its_own_preset_with_the_tracks_reward_and_seed():
+    plan = build_plan(quick=False)
+    assert plan.seeds == [0, 1, 2, 3, 4] and plan.budgets == {"iterations": 10, "evaluations": 15000, "seconds": 40.0}
+    adherence, preference = plan.tracks
+    assert (adherence.reward, adherence.methods, adherence.protocols) == ("adherence", MAIN_METHODS, PROTOCOLS)
+    assert preference.reward == "preference" and preference.protocols == ("iterations",)
+    assert len(plan.eval_prompts) == len(eval_prompts()) and 0 < len(plan.train_prompts) < len(train_prompts())
+    assert not set(plan.train_prompts) & set(plan.eval_prompts)
+    for track in plan.tracks:
+        for key in track.methods:
+            cfg = run_config(plan, track.reward, BY_KEY[key], seed=3)
+            assert (cfg.model.name, [r.name for r in cfg.rewards], cfg.train.seed) == ("builtin", [track.reward], 3)
+            assert cfg.algorithm.name == BY_KEY[key].preset and cfg.train.eval_every == 0
+            assert cfg.train.checkpoint_every > 10_000  # the study decides where to save
+    # each method keeps its authors' update schedule and its preset's prompts per iteration
+    schedule = {k: run_config(plan, "adherence", BY_KEY[k], 0).train.optimizer_step for k in ("g2rpo-L123", "dancegrpo")}
+    assert schedule == {"g2rpo-L123": "per_step", "dancegrpo": "per_iteration"}
+    assert run_config(plan, "adherence", BY_KEY["g2rpo-L1"], 0).algorithm.granularities == [1]
+    quick = build_plan(quick=True, overrides=["algorithm.group_size=12"], methods=["dancegrpo", "diffusionnft"])
+    assert quick.seeds == [0, 1] and len(quick.eval_prompts) < len(plan.eval_prompts)
+    assert [t.methods for t in quick.tracks] == [("dancegrpo", "diffusionnft"), ("diffusionnft",)]
+    assert all(run_config(quick, "adherence", m, 0).algorithm.group_size == 12 for m in quick.methods)  # --set: alike
+    assert build_plan(quick=True, budgets={"seconds": 3.0}, hacking=False).budgets["seconds"] == 3.0
+    assert len(build_plan(quick=True, hacking=False).tracks) == 1
 
 
 @pytest.fixture
 def tiny_plan():
     """Two methods, one seed, the random 16x16 model, a budget of a few small iterations."""
-    return Plan(methods=[BY_KEY["g2rpo-L12"], BY_KEY["dancegrpo"]], seeds=[0], budget=150, fractions=[0.25, 0.5, 1.0],
-                overrides=["model.name=tiny-flux", "rewards=[{name: brightness}]", "algorithm.group_size=3",
-                           "algorithm.branch_steps=[0,1]", "sampling.steps=6", "train.learning_rate=0.05",
-                           "train.prompts_per_iteration=1"],
-                eval_prompts=eval_prompts()[:2], eval_seeds=1, eval_rewards=["brightness", "background"])
+    return Plan(methods=[BY_KEY["g2rpo-L12"], BY_KEY["dancegrpo"]],
+                tracks=[Track("brightness", ("g2rpo-L12", "dancegrpo"), PROTOCOLS)], seeds=[0],
+                budgets={"iterations": 2, "evaluations": 150, "seconds": 0.5}, fractions=[0.5, 1.0],
+                overrides=["model.name=tiny-flux", "algorithm.group_size=3", "algorithm.branch_steps=[0,1]",
+                           "sampling.steps=6", "train.learning_rate=0.05", "train.prompts_per_iteration=1"],
+                eval_prompts=eval_prompts()[:2], train_prompts=train_prompts()[:2], eval_seeds=1,
+                eval_rewards=["brightness", "background"], calibration_iterations=1)
+
+
+def test_a_run_goes_on_until_every_budget_is_reached_and_saves_at_every_crossing(tiny_plan, tmp_path):
+    method, rate = tiny_plan.methods[1], 0.001  # 1 ms per evaluation: the seconds budget is 500 evaluations
+    run = runs.train_run(tiny_plan, "brightness", method, 0, tmp_path, rate, progress=False)
+    records = [json.loads(line) for line in (runs.run_dir(tmp_path, "brightness", method, 0) / "records.jsonl").open()]
+    counts = [runs.evaluations(r) for r in records]
+    assert run["iterations"] == len(records) and run["evaluations"] == sum(counts)
+    assert sum(counts) >= 500 and sum(counts[:-1]) < 500  # stopped at the last budget reached, not later
+    expected = crossings(counts, rate, tiny_plan, PROTOCOLS)
+    saved = {tuple(point): c["iteration"] for c in run["checkpoints"] for point in c["points"]}
+    assert saved == expected and None not in saved.values()
+    for c in run["checkpoints"]:
+        assert (runs.run_dir(tmp_path, "brightness", method, 0) / c["checkpoint"] / "trainable.safetensors").exists()
+        assert c["calibrated_seconds"] == pytest.approx(c["evaluations"] * rate)
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(tiny_plan, tmp_path, monkeypatch):
     from engine.trainer import Trainer
 
     method = tiny_plan.methods[0]
-    whole = runs.train_run(tiny_plan, method, 0, tmp_path / "whole", progress=False)
-    assert whole["evaluations"] >= tiny_plan.budget and len(whole["checkpoints"]) == 3
-    assert [c["iteration"] for c in whole["checkpoints"]] == sorted(c["iteration"] for c in whole["checkpoints"])
-
+    whole = runs.train_run(tiny_plan, "brightness", method, 0, tmp_path / "whole", 0.0005, progress=False)
+    assert len(whole["checkpoints"]) >= 2
     calls, real = [], Trainer.iteration
+    first = whole["checkpoints"][0]["iteration"]
 
-    def dies_after_the_half(self, it):
-        if it == whole["checkpoints"][1]["iteration"] + 1:  # killed after the checkpoint at half the budget
+    def dies_after_the_first_checkpoint(self, it):
+        if it == first:  # the iteration after the first checkpoint
             raise KeyboardInterrupt
         calls.append(it)
         return real(self, it)
 
-    monkeypatch.setattr(Trainer, "iteration", dies_after_the_half)
+    monkeypatch.setattr(Trainer, "iteration", dies_after_the_first_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        runs.train_run(tiny_plan, method, 0, tmp_path / "killed", progress=False)
-    assert runs.finished(tmp_path / "killed", method, 0) is None
+        runs.train_run(tiny_plan, "brightness", method, 0, tmp_path / "killed", 0.0005, progress=False)
+    assert runs.finished(tmp_path / "killed", "brightness", method, 0) is None
     monkeypatch.setattr(Trainer, "iteration", lambda self, it: calls.append(it) or real(self, it))
     calls.clear()
-    resumed = runs.train_run(tiny_plan, method, 0, tmp_path / "killed", progress=False)
-    assert calls[0] == whole["checkpoints"][1]["iteration"]  # from the checkpoint, not from scratch
+    resumed = runs.train_run(tiny_plan, "brightness", method, 0, tmp_path / "killed", 0.0005, progress=False)
+    assert calls[0] == first  # from the checkpoint, not from scratch
     strip = lambda run: [{k: v for k, v in c.items() if k != "seconds"} for c in run["checkpoints"]]  # noqa: E731
     assert strip(resumed) == strip(whole) and resumed["evaluations"] == whole["evaluations"]
     final = whole["checkpoints"][-1]["checkpoint"] + "/trainable.safetensors"
-    a, b = (load_file(runs.run_dir(root, method, 0) / final) for root in (tmp_path / "whole", tmp_path / "killed"))
+    a, b = (load_file(runs.run_dir(root, "brightness", method, 0) / final) for root in (tmp_path / "whole", tmp_path / "killed"))
     assert all((a[k] == b[k]).all() for k in a)  # resume is exact
+    with pytest.raises(ValueError, match="different plan"):  # another calibration is another run
+        runs.train_run(tiny_plan, "brightness", method, 0, tmp_path / "killed", 0.002, progress=False)
 
 
-@pytest.mark.slow  # about 15 s: a second full invocation of a tiny study
+def row(method, seed, held, train, evaluations=100, iteration=5, reward="adherence", points=(("iterations", 1.0),),
+        preference=(0.3, 0.3)):
+    return {"reward": reward, "method": method, "label": method, "seed": seed, "iteration": iteration,
+            "evaluations": evaluations, "seconds": evaluations / 10, "calibrated_seconds": evaluations / 10,
+            "points": [list(p) for p in points],
+            "scores": {"held_out": {"adherence": held, "preference": preference[1]},
+                       "train": {"adherence": train, "preference": preference[0]}}}
+
+
+BASE = {"reward": None, "method": "base", "label": "builtin (base)", "seed": None, "iteration": 0, "evaluations": 0,
+        "seconds": 0.0, "calibrated_seconds": 0.0, "points": [],
+        "scores": {"held_out": {"adherence": 0.70, "preference": 0.30}, "train": {"adherence": 0.80, "preference": 0.30}}}
+
+
+def table_plan(methods=("dancegrpo", "diffusionnft", "g2rpo-L123")) -> Plan:
+    return Plan(methods=[BY_KEY[k] for k in methods], tracks=[Track("adherence", tuple(methods), ("iterations",)),
+                Track("preference", tuple(methods), ("iterations",))], seeds=list(range(5)),
+                budgets={"iterations": 10}, fractions=[0.5, 1.0], overrides=[], eval_prompts=["p"], train_prompts=["q"],
+                eval_seeds=1, eval_rewards=["adherence", "preference"], target=0.05)
+
+
+def test_differences_carry_intervals_and_the_verdict_they_support():
+    rows = [BASE] + [row("dancegrpo", s, 0.70 + 0.002 * s, 0.80) for s in range(5)] \
+        + [row("diffusionnft", s, 0.80 + 0.002 * s, 0.86 + 0.002 * s) for s in range(5)] \
+        + [row("g2rpo-L123", s, 0.68 + 0.01 * s, 0.80 - 0.02 - 0.001 * s) for s in range(5)]
+    lines = {line.split(" | ")[0][2:]: line for line in differences_table(table_plan(), rows, "adherence",
+                                                                             "iterations").splitlines()}
+    assert lines["DiffusionNFT"].count("**better**") == 4  # held-out and training, against the base and DanceGRPO
+    assert "no difference detectable" in lines["G²RPO, Λ = {1,2,3}"].split(" | ")[1]  # held-out: straddles 0
+    assert lines["G²RPO, Λ = {1,2,3}"].split(" | ")[3].endswith("**worse**")  # training prompts: below the base
+    assert lines["DanceGRPO"].split(" | ")[2] == "—"  # no difference from itself
+    text = verdicts_markdown(table_plan(), rows)
+    assert "G²RPO's Table 1: G²RPO above DanceGRPO: held-out Δ" in text and "DiffusionNFT against the base model" in text
+
+
+def test_the_cost_to_target_interpolates_each_run_and_counts_runs_that_never_reach_it():
+    points = lambda f: (("iterations", f),)  # noqa: E731
+    rows = [BASE]
+    for s in range(5):  # DanceGRPO reaches 0.75 at 150 evaluations (half-way between 100 and 200), NFT at 50
+        rows += [row("dancegrpo", s, 0.72, 0.8, 100, 5, points=points(0.5)), row("dancegrpo", s, 0.78, 0.8, 200, 10, points=points(1.0)),
+                 row("diffusionnft", s, 0.80, 0.8, 100, 5, points=points(0.5)), row("diffusionnft", s, 0.80, 0.8, 200, 10, points=points(1.0)),
+                 row("g2rpo-L123", s, 0.71, 0.8, 100, 5, points=points(0.5)), row("g2rpo-L123", s, 0.72, 0.8, 200, 10, points=points(1.0))]
+    lines = {line.split(" | ")[0][2:]: line.split(" | ") for line in target_table(table_plan(), rows).splitlines() if "|" in line}
+    assert lines["DanceGRPO"][1:3] == ["5 of 5", "150 [150, 150]"]
+    assert lines["DiffusionNFT"][1:3] == ["5 of 5", "50 [50, 50]"] and lines["DiffusionNFT"][4].startswith("3.00")
+    assert lines["G²RPO, Λ = {1,2,3}"][1:3] == ["0 of 5", "never"]
+
+
+def test_the_hacking_table_flags_a_learned_reward_that_rises_while_the_verifiers_fall():
+    rows = [BASE] + [row(k, s, 0.70 - drop, 0.80 - drop + 0.002 * (s - 2), reward="preference",
+                         preference=(0.40 + 0.002 * s, 0.3)) for k, drop in (("dancegrpo", 0.05), ("diffusionnft", 0.0))
+                     for s in range(5)]
+    plan = table_plan(("dancegrpo", "diffusionnft"))
+    lines = {line.split(" | ")[0][2:]: line for line in hacking_table(plan, rows).splitlines()}
+    assert "**hacking**" in lines["DanceGRPO"]
+    assert "the learned reward rises; the verifiers: no difference detectable" in lines["DiffusionNFT"]
+
+
+@pytest.mark.slow  # about a minute: a second full invocation of a tiny study
 def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path, monkeypatch):
     from engine import evaluate as engine_evaluate
     from engine.study.__main__ import run_plan
     from engine.trainer import Trainer
 
     rows = run_plan(tiny_plan, tmp_path, progress=False)
-    assert {r["method"] for r in rows} == {"base", "g2rpo-L12", "dancegrpo"} and len(rows) == 1 + 2 * 3
-    for name in ("table.md", "results.json", "results.csv", "curves.html", "study.json"):
+    assert {r["method"] for r in rows} == {"base", "g2rpo-L12", "dancegrpo"}
+    for name in ("table.md", "verdicts.md", "results.json", "results.csv", "curves.html", "curves.png", "study.json"):
         assert (tmp_path / name).exists(), name
-    before = (tmp_path / "results.json").read_text()
+    before = (tmp_path / "table.md").read_text()
 
     def nothing_to_redo(*args, **kwargs):
         raise AssertionError("finished work was redone")
@@ -131,10 +192,10 @@ def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path,
     monkeypatch.setattr(Trainer, "__init__", nothing_to_redo)
     monkeypatch.setattr(engine_evaluate, "sample_images", nothing_to_redo)
     assert run_plan(tiny_plan, tmp_path, progress=False) == rows
-    assert (tmp_path / "results.json").read_text() == before
+    assert (tmp_path / "table.md").read_text() == before  # the same seeds give the same table
     assert len(json.loads((tmp_path / "study.json").read_text())["invocations"]) == 2
 
-    changed = Plan(**{**tiny_plan.__dict__, "budget": tiny_plan.budget * 2})  # never mixed with old runs
+    changed = Plan(**{**tiny_plan.__dict__, "budgets": {**tiny_plan.budgets, "iterations": 3}})  # never mixed
     with pytest.raises(ValueError, match="different plan"):
         run_plan(changed, tmp_path, progress=False)
 
@@ -144,13 +205,13 @@ def test_quick_study_end_to_end(tmp_path):
     """The whole quick study as a user runs it (a few minutes on 2 cores)."""
     out = tmp_path / "study"
     done = subprocess.run([sys.executable, "-m", "engine.study", "--quick", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
-    for name in ("table.md", "results.json", "results.csv", "curves.html", "cost.md", "study.json"):
+    for name in ("table.md", "verdicts.md", "results.json", "results.csv", "curves.html", "curves.png", "study.json"):
         assert (out / name).exists(), name
     table = (out / "table.md").read_text()
-    for label in ["builtin (base)", *[m.label for m in METHODS]]:
+    for label in ["builtin (base)", *[m.label for m in METHODS if m.key in MAIN_METHODS]]:
         assert f"| {label} |" in table, label
+    assert "Reward hacking" in table and "The cost to reach" in table
     results = json.loads((out / "results.json").read_text())
-    assert {r["method"] for r in results["rows"]} == {"base", *[m.key for m in METHODS]}
-    assert all(m in (out / "cost.md").read_text() for m in ("g2rpo", "dancegrpo", "flowgrpo", "mixgrpo"))
+    assert {r["method"] for r in results["rows"]} == {"base", *MAIN_METHODS}

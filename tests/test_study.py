@@ -171,7 +171,7 @@ def test_the_hacking_table_flags_a_learned_reward_that_rises_while_the_verifiers
     plan = table_plan(("dancegrpo", "diffusionnft"))
     lines = {line.split(" | ")[0][2:]: line for line in hacking_table(plan, rows).splitlines()}
     assert "**hacking**" in lines["DanceGRPO"]
-    assert "the learned reward rises; the verifiers: no difference detectable" in lines["DiffusionNFT"]
+    assert "learned reward (training prompts) rises, verifiers no difference detectable" in lines["DiffusionNFT"]
 
 
 @pytest.mark.slow  # about a minute: a second full invocation of a tiny study

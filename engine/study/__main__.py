@@ -32,7 +32,7 @@ def run_plan(plan: Plan, root: Path, progress: bool = True) -> list[dict]:
     from engine.study.cost import cost_points, measure_cached
     from engine.study.evaluate import score_base, score_checkpoint
     from engine.study.report import git_state, machine, write_reports, write_study
-    from engine.study.runs import train_run
+    from engine.study.runs import finished, train_run
 
     root.mkdir(parents=True, exist_ok=True)
     started, clock, info = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter(), machine()
@@ -51,7 +51,9 @@ def run_plan(plan: Plan, root: Path, progress: bool = True) -> list[dict]:
         rates[reward, method.key] = seconds_per_evaluation(plan, root, reward, method)
         bar.update()
     for seed in plan.seeds:  # seed-major: an interrupted study already compares every method
+        fresh = False
         for track, method in runs:
+            fresh |= finished(root, track.reward, method, seed) is None
             bar.set_postfix_str(f"training {method.key} on {track.reward}, seed {seed}")
             run = train_run(plan, track.reward, method, seed, root, rates.get((track.reward, method.key)), progress)
             bar.update()
@@ -59,7 +61,8 @@ def run_plan(plan: Plan, root: Path, progress: bool = True) -> list[dict]:
             for entry in run["checkpoints"]:
                 score_checkpoint(plan, root, track.reward, method, seed, entry)
             bar.update()
-            try:  # partial tables while the study goes on; a failure here must not stop the runs
+        if fresh and seed != plan.seeds[-1]:
+            try:  # partial tables after each new seed; a failure here must not stop the runs
                 write_reports(root, plan, [], info)
             except Exception as err:  # noqa: BLE001 (the final write_reports below raises)
                 tqdm.write(f"warning: the partial report failed ({type(err).__name__}: {err}); training goes on")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -47,6 +48,7 @@ def _resampled_means(values: np.ndarray, rng: np.random.Generator, replicates: i
     return values[rng.integers(len(values), size=(replicates, len(values)))].mean(1)
 
 
+@lru_cache(maxsize=None)  # the tables ask for the same few (level, seeds) hundreds of times
 def t_quantile(p: float, df: int) -> float:
     """Student's t quantile for p > 1/2: its density integrated numerically, inverted by bisection."""
     norm = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)

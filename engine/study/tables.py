@@ -132,22 +132,32 @@ def target_table(plan: Plan, rows: list[dict], reward: str = "adherence") -> str
              "means and intervals over the runs that reach it.", "",
              "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     reference = need.get(REFERENCE, ([], [], 0))[0]
+    # a reference that never gets there bounds the ratio from below by what its runs spent
+    spent = [max(r["evaluations"] for r in rows if r["reward"] == reward and r["method"] == REFERENCE and r["seed"] == seed)
+             for seed in {r["seed"] for r in rows if r["reward"] == reward and r["method"] == REFERENCE}]
     for key, (evals, secs, seeds) in need.items():
         ratio = "—"
         if evals and reference and key != REFERENCE:
             ratio = interval_cell(ratio_interval(reference, evals), 2) + "×"
+        elif evals and spent and not reference and key != REFERENCE:
+            ratio = f"more than {min(spent) / np.mean(evals):.1f}× (DanceGRPO never reached it in {min(spent):,} evaluations)"
         lines.append("| " + " | ".join([plan.method(key).label, f"{len(evals)} of {seeds}",
                                         interval_cell(mean_interval(evals), 0) if evals else "never",
                                         interval_cell(mean_interval(secs), 1) if secs else "never", ratio]) + " |")
     return "\n".join(lines)
 
 
-def hacking_verdict(reward_gain: Interval, verifier_change: Interval) -> str:
-    if reward_gain.verdict() != "better":
-        return "the learned reward does not rise detectably"
-    return {"worse": "**hacking**: the learned reward rises while the verifiers fall",
-            "better": "the learned reward and the verifiers rise together"}.get(
-        verifier_change.verdict(), "the learned reward rises; the verifiers: no difference detectable")
+def moves(iv: Interval) -> str:
+    return {"better": "rises", "worse": "falls"}.get(iv.verdict(), "no difference detectable")
+
+
+def hacking_verdict(reward_gain: Interval, verifiers_train: Interval, verifiers_held_out: Interval) -> str:
+    """Hacking in the strict sense: on the prompts it was trained on, the learned reward rises while
+    the exact verifiers fall; what the held-out verifiers do is said beside it."""
+    head = ("**hacking**: on the training prompts the learned reward rises while the verifiers fall"
+            if reward_gain.verdict() == "better" and verifiers_train.verdict() == "worse" else
+            f"learned reward (training prompts) {moves(reward_gain)}, verifiers {moves(verifiers_train)}")
+    return f"{head}; held-out verifiers: {moves(verifiers_held_out)}"
 
 
 def hacking_table(plan: Plan, rows: list[dict], reward: str = "preference") -> str:
@@ -168,7 +178,8 @@ def hacking_table(plan: Plan, rows: list[dict], reward: str = "preference") -> s
         lines.append("| " + " | ".join([plan.method(key).label, str(len(at)),
                                         *[diff[s, n].text() for n, s in (("preference", "train"), ("preference", "held_out"),
                                                                           ("adherence", "train"), ("adherence", "held_out"))],
-                                        hacking_verdict(diff["train", "preference"], diff["train", "adherence"])]) + " |")
+                                        hacking_verdict(diff["train", "preference"], diff["train", "adherence"],
+                                                        diff["held_out", "adherence"])]) + " |")
     return "\n".join(lines)
 
 
@@ -183,8 +194,8 @@ def table_markdown(plan: Plan, rows: list[dict], calibration: list[dict], machin
     text = [f"# The study: {seeds} seeds per method, means and 95% intervals over seeds", "",
             f"Scored on {len(plan.eval_prompts)} held-out prompts × {plan.eval_seeds} seed(s) and "
             f"{len(plan.train_prompts)} training prompts × 1, the same noise for every model; adherence is the mean "
-            "of the four exact verifiers. Intervals are percentile bootstraps over seeds (10,000 resamples; a "
-            "difference resamples each side's seeds on its own); a verdict is **better** or **worse** when its "
+            "of the four exact verifiers. Intervals are expanded percentile bootstraps over seeds (stats.py: 10,000 "
+            "resamples, the tails widened for few seeds; a difference resamples each side's seeds on its own); a verdict is **better** or **worse** when its "
             f"interval excludes 0, else no difference detectable. {machine}.", ""]
     for track in plan.tracks:
         for protocol in track.protocols:

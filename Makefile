@@ -31,7 +31,7 @@ test: $(STAMP) $(CHROMIUM_STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow  # the study's --quick run end to end (about 2-3 minutes)
+	$(PY) -m pytest -m slow  # the study's --quick run end to end and the sweep's (about 15 minutes)
 
 bench: $(STAMP)
 	$(PY) -m engine.bench

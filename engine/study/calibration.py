@@ -9,12 +9,12 @@ it stops under the seconds protocol is fixed once the calibration is, whatever t
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
 from engine.study.plan import Method, Plan, run_config
-from engine.study.runs import write_json
+from engine.study.cost import timed_records
+from engine.study.runs import evaluations as run_evaluations, write_json
 
 
 def calibration_path(root: Path) -> Path:
@@ -27,16 +27,9 @@ def calibration_key(plan: Plan, reward: str, method: Method) -> str:
 
 
 def measure(plan: Plan, reward: str, method: Method) -> dict:
-    from engine.trainer import Trainer
-
-    cfg = run_config(plan, reward, method, plan.seeds[0])
-    with tempfile.TemporaryDirectory() as scratch:
-        trainer = Trainer(cfg, scratch, sink=None)
-        trainer.sink = None
-        trainer.iteration(0)  # warm-up, not timed
-        records = [trainer.iteration(it) for it in range(1, plan.calibration_iterations + 1)]
+    records = timed_records(run_config(plan, reward, method, plan.seeds[0]), plan.calibration_iterations)
     seconds = sum(r["time"]["total"] for r in records)
-    evaluations = sum(r["model_evaluations"]["rollout"] + r["model_evaluations"]["train"] for r in records)
+    evaluations = sum(map(run_evaluations, records))
     return {"method": method.key, "reward": reward, "seconds_per_evaluation": seconds / evaluations,
             "seconds_per_iteration": seconds / len(records), "evaluations_per_iteration": evaluations / len(records),
             "timed_iterations": len(records), "measured": time.time()}

@@ -57,16 +57,21 @@ def point_id(point: dict) -> str:
     return json.dumps([point_config(point).to_dict(), point["iterations"]], sort_keys=True)
 
 
-def measure(point: dict) -> dict:
-    """Evaluations and seconds per iteration of one config, after one warm-up iteration."""
+def timed_records(cfg, n: int) -> list[dict]:
+    """The records of n iterations of `cfg` in a scratch folder, after one untimed warm-up iteration."""
     from engine.trainer import Trainer
 
-    n, cfg = point["iterations"], point_config(point)
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(cfg, scratch, sink=None)
         trainer.sink = None
         trainer.iteration(0)  # warm-up, not timed (and it also saves the base samples)
-        records = [trainer.iteration(it) for it in range(1, n + 1)]
+        return [trainer.iteration(it) for it in range(1, n + 1)]
+
+
+def measure(point: dict) -> dict:
+    """Evaluations and seconds per iteration of one config, after one warm-up iteration."""
+    n = point["iterations"]
+    records = timed_records(point_config(point), n)
     seconds = [r["time"]["total"] for r in records]
     evals = records[-1]["model_evaluations"]
     return {"rollout": evals["rollout"], "train": evals["train"], "seconds": float(np.mean(seconds)),

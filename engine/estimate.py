@@ -97,7 +97,9 @@ def _sampling_evaluations(cfg) -> int:
     t, T = cfg.train, cfg.sampling.steps
     per = len(cfg.sample_prompts) * T / t.sample_every
     if t.eval_every:
-        per += (len(cfg.eval_prompts) if cfg.eval_prompts else 108) * T / t.eval_every
+        from engine.world import eval_prompts  # the shapes world's held-out prompts (torch-free)
+
+        per += len(cfg.eval_prompts or eval_prompts()) * T / t.eval_every
     return round(per)
 
 

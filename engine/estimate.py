@@ -97,7 +97,9 @@ def _sampling_evaluations(cfg) -> int:
     t, T = cfg.train, cfg.sampling.steps
     per = len(cfg.sample_prompts) * T / t.sample_every
     if t.eval_every:
-        from engine.world import eval_prompts  # the shapes world's held-out prompts (torch-free)
+        # The world's held-out set unless the config lists its prompts inline: estimates run on configs
+        # not yet validated (the UI's cost line), so they never open a prompts file a stranger named.
+        from engine.world import eval_prompts
 
         per += len(cfg.eval_prompts or eval_prompts()) * T / t.eval_every
     return round(per)

@@ -110,6 +110,10 @@ class AlgorithmConfig:
     nft_beta: Annotated[Float, above(0), rule(lambda b: b <= 1, "must be in (0, 1]")] = 1.0  # DiffusionNFT's beta
     nft_times: Annotated[Count, limited("steps")] = 4  # DiffusionNFT: noise levels each sample is trained at
     nft_group_noise: Bool = False  # DiffusionNFT: a group's members share those levels and noise (authors: not)
+    # DiffusionNFT: the noise each clean sample is noised again with: "fresh" draws (the authors'), or
+    # "rollout", the initial noise the sample was drawn from, so that the regression target lies on the
+    # model's own noise-to-image pairing and its residual is small (a lower-variance gradient)
+    nft_noise: Literal["fresh", "rollout"] = "fresh"
     # DiffusionNFT: the share of the sampling grid, from its noisy end, that the levels are drawn from
     # (Flow-Factory's timestep_range): layout, count and shape are decided at high noise
     nft_time_fraction: Annotated[Float, rule(lambda f: 0 < f <= 1, "must be in (0, 1]")] = 1.0
@@ -342,6 +346,9 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     need(a.name != "diffusionnft" or not a.shared_noise,
          "algorithm.shared_noise: DiffusionNFT samples by ODE, so members sharing one noise would be copies")
     need(a.nft_old_decay == 0 or a.name == "diffusionnft", "algorithm.nft_old_decay: only DiffusionNFT keeps an old policy")
+    need(a.nft_noise == "fresh" or a.name == "diffusionnft", "algorithm.nft_noise: only DiffusionNFT noises its samples again")
+    need(a.nft_noise == "fresh" or not a.nft_group_noise,
+         "algorithm.nft_noise: 'rollout' gives each member its own initial noise, so it cannot share a group's noise")
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
     need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),

@@ -26,7 +26,7 @@ _SDE = ("group_size", "eta", "noise_form", "shared_noise", "clip_range", "adv_cl
 _BRANCHING = _SDE + ("branch_steps", "granularities", "completion")
 READS = {"g2rpo": _BRANCHING, "egrpo": _BRANCHING + ("merge_steps",), "dancegrpo": _SDE + ("train_fraction",),
          "flowgrpo": _SDE + ("global_std",), "mixgrpo": _SDE + ("window_size", "window_shift_every"),
-         "diffusionnft": ("group_size", "adv_clamp", "kl_beta", "nft_beta", "nft_times", "nft_group_noise",
+         "diffusionnft": ("group_size", "adv_clamp", "kl_beta", "nft_beta", "nft_times", "nft_group_noise", "nft_noise",
                           "nft_time_fraction", "nft_old_decay", "nft_negatives")}
 TRAIN_SETTINGS = ("iterations", "prompts_per_iteration", "learning_rate", "lr_schedule", "optimizer_step",
                   "weight_decay", "max_grad_norm", "mixed_precision", "seed")

@@ -146,17 +146,18 @@ def ode_images(runner: VelocityRunner, prompts: list[str], noise: torch.Tensor, 
 
 def sample_trajectories(runner: VelocityRunner, cond: Cond, group: int, grid: torch.Tensor,
                         sigmas: torch.Tensor, stochastic: list[bool], shared_noise: bool,
-                        noise: RolloutNoise, device) -> tuple[torch.Tensor, list[Transition]]:
+                        noise: RolloutNoise, device, start: torch.Tensor | None = None) -> tuple[torch.Tensor, list[Transition]]:
     """G trajectories per prompt, SDE at the steps marked `stochastic`, ODE elsewhere.
 
     With `shared_noise` the G members of a prompt start from one draw and stay one row until the
     first stochastic step, so that shared prefix costs one model call per prompt, not G.
     Returns the final latents [prompts * group, ...] (rows ordered prompt-major) and one
-    Transition per stochastic step.
+    Transition per stochastic step. `start`, when given, is the initial noise (as drawn here: one
+    `noise.randn` of the members' rows), for a caller that needs it afterwards.
     """
     shape, prompts = runner.model.latent_shape, noise.prompts
     members = torch.arange(prompts, device=device).repeat_interleave(group)
-    x = noise.randn(1 if shared_noise else group, *shape).flatten(0, 1).to(device)
+    x = (noise.randn(1 if shared_noise else group, *shape).flatten(0, 1) if start is None else start).to(device)
     cond_idx = torch.arange(prompts, device=device) if shared_noise else members
     shared = shared_noise  # one row per prompt until the first stochastic step
     transitions = []

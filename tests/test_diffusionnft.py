@@ -119,6 +119,34 @@ def test_group_noise_noises_a_groups_members_alike(small_config):
         assert not torch.equal(eps[0], eps[1])  # groups still differ
 
 
+def test_rollout_noise_renoises_each_sample_with_the_noise_it_was_drawn_from(small_config):
+    from engine.algorithms import build_algorithm
+    from engine.models import build_model
+    from engine.models.base import VelocityRunner
+    from engine.rollout import RolloutNoise
+
+    outs = {}
+    for how in ("fresh", "rollout"):
+        cfg = small_config("algorithm.name=diffusionnft", f"algorithm.nft_noise={how}")
+        model = build_model(cfg.model)
+        cond = model.encode_prompts(cfg.training_prompts()[:2])
+        outs[how] = build_algorithm(cfg).rollout(VelocityRunner(model, 64), cond, RolloutNoise.seeded(0, 0, 0, 2), 0)
+    fresh, rollout = outs["fresh"].forward, outs["rollout"].forward
+    assert torch.equal(fresh.x0, rollout.x0) and torch.equal(fresh.time_idx, rollout.time_idx)  # same draws
+    start = RolloutNoise.seeded(0, 0, 0, 2).randn(4, *fresh.x0.shape[1:]).flatten(0, 1)  # the rollout's first draw
+    assert torch.equal(rollout.eps, start[:, None].expand_as(rollout.eps))
+    assert not torch.equal(fresh.eps, rollout.eps)
+
+
+def test_rollout_noise_is_refused_where_it_cannot_apply(small_config):
+    from engine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="nft_noise"):
+        small_config("algorithm.name=dancegrpo", "algorithm.nft_noise=rollout")
+    with pytest.raises(ConfigError, match="nft_noise"):
+        small_config("algorithm.name=diffusionnft", "algorithm.nft_noise=rollout", "algorithm.nft_group_noise=true")
+
+
 def test_the_kl_term_measures_the_velocity_against_the_adapter_disabled_model(small_config, tmp_path):
     cfg = small_config("algorithm.name=diffusionnft", "algorithm.kl_beta=0.1", "train.iterations=2",
                        "train.learning_rate=1e-2", "train.optimizer_step=per_iteration")

@@ -9,8 +9,10 @@ push it away, both measured against the rollout ("old") policy.
 Where this differs from the authors' code: they keep the old policy as a slowly updated copy of the
 trained one and train every image at every sampling time; here the old policy is the rollout's own
 (the policy at the start of the iteration) and each image is trained at `algorithm.nft_times` times
-drawn from the sampling grid, so that an iteration costs about two rollouts on a CPU; and with
-`algorithm.nft_group_noise` the members of a group are noised alike (the authors draw per sample).
+drawn from the sampling grid, so that an iteration costs about two rollouts on a CPU; with
+`algorithm.nft_group_noise` the members of a group are noised alike (the authors draw per sample); and
+with `algorithm.nft_noise: rollout` each sample is noised again with its own initial noise (the
+authors draw fresh noise).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from engine.rollout import ForwardSamples, sample_trajectories
 class DiffusionNFT(Algorithm):
     def rollout(self, runner, cond, noise, iteration):
         device, prompts, G, T = cond[next(iter(cond))].device, noise.prompts, self.group, self.steps
-        x0, _ = sample_trajectories(runner, cond, G, self.grid, self.sigmas, [False] * T, False, noise, device)
+        start = noise.randn(G, *runner.model.latent_shape).flatten(0, 1)  # one initial noise per member
+        x0, _ = sample_trajectories(runner, cond, G, self.grid, self.sigmas, [False] * T, False, noise, device, start)
         # Where the forward process noises each clean sample, drawn from each group's own stream. With
         # `nft_group_noise` a group's members share their times and noise (common random numbers): the
         # advantages sum to zero over a group, so what the shared noise does to every member's loss alike
@@ -34,6 +37,8 @@ class DiffusionNFT(Algorithm):
         time_idx = torch.stack([torch.randint(first, (draws, n), generator=g) for g in noise.groups])
         eps = noise.randn(draws, n, *shape)
         time_idx, eps = time_idx.expand(prompts, G, n).flatten(0, 1), eps.expand(prompts, G, n, *shape).flatten(0, 1)
+        if self.cfg.algorithm.nft_noise == "rollout":  # noised again with the noise it was drawn from
+            eps = start[:, None].expand_as(eps)
         prompt_idx = torch.arange(prompts, device=device).repeat_interleave(G)
         return Rollout(runner.model.decode(x0), prompt_idx, (1, prompts, G), [],
                        forward=ForwardSamples(x0, time_idx.to(device), eps.to(device)))

@@ -112,7 +112,8 @@ class AlgorithmConfig:
     nft_group_noise: Bool = False  # DiffusionNFT: a group's members share those levels and noise (authors: not)
     # DiffusionNFT: the noise each clean sample is noised again with: "fresh" draws (the authors'), or
     # "rollout", the initial noise the sample was drawn from, so that the regression target lies on the
-    # model's own noise-to-image pairing and its residual is small (a lower-variance gradient)
+    # model's own noise-to-image pairing (meant to lower the gradient's variance; measured no faster on
+    # the built-in model: docs/builtin-world.md)
     nft_noise: Literal["fresh", "rollout"] = "fresh"
     # DiffusionNFT: the share of the sampling grid, from its noisy end, that the levels are drawn from
     # (Flow-Factory's timestep_range): layout, count and shape are decided at high noise

@@ -71,3 +71,21 @@ def test_evaluate_rejects_bad_input(capsys):
     assert evaluate_main(["--prompts", "nope"]) == 2
     assert evaluate_main(["--rewards", "nope"]) == 2
     assert "unknown" in capsys.readouterr().err
+
+
+def test_caption_noise_misstates_count_and_shape_but_never_reveals_a_held_out_pairing():
+    import numpy as np
+
+    from engine.models.pretrain import misstate
+    from engine.world import sample_scenes
+
+    scenes = sample_scenes(4000, seed=1)
+    assert misstate(scenes, 0.0, np.random.default_rng(0)) == scenes
+    noisy = misstate(scenes, 0.25, np.random.default_rng(0))
+    for field in ("count", "shape"):
+        share = np.mean([getattr(a, field) != getattr(b, field) for (a, _), (b, _) in zip(scenes, noisy)])
+        assert 0.21 < share < 0.28  # q (less the changes that would have made a held-out pairing), +- 3 std
+    held_out = set(eval_prompts())
+    assert not any(caption(spec) in held_out for spec, _ in noisy)
+    same = [(a.colour, a.background, a.size) == (b.colour, b.background, b.size) for (a, _), (b, _) in zip(scenes, noisy)]
+    assert all(same) and [s for _, s in noisy] == [s for _, s in scenes]  # the image is the scene's own

@@ -7,6 +7,12 @@ choice), which spends the training on the middle noise levels where shapes are d
 shifted` draws it like the sampler's shifted grid instead. The saved weights are an exponential
 moving average of the trained ones, stored in float16.
 
+`--caption-noise q` misstates the count, and independently the shape, of a share q of the training
+captions (to another value that keeps the caption a training prompt), as web alt-text misstates what
+an image shows: the model then follows its prompt only part of the time (tried as a base for RL in
+docs/builtin-world.md; the committed weights use none). `--init FOLDER` starts from
+saved weights instead of random ones (a fine-tuning stage), recording that folder's own commands.
+
 The run is resumable: every `--snapshot-every` steps it writes `pretrain_state.pt` (model, EMA,
 optimizer, step, losses) and a sample grid with the exact verifiers' scores to `--work`, and a
 second invocation with the same settings carries on from there. Every setting is recorded in the
@@ -23,13 +29,15 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from engine.models.builtin import WEIGHTS, builtin_spec
 from engine.models.tiny_flux import TinyFlux
-from engine.world import render_batch, sample_scenes
+from engine.world import SHAPES, caption, is_held_out, render_batch, sample_scenes
+from engine.world.scenes import COUNTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,6 +52,9 @@ def parse_args(argv=None):
     p.add_argument("--time", choices=("logit-normal", "shifted"), default="logit-normal",
                    help="how the training noise level s is drawn")
     p.add_argument("--shift", type=float, default=3.0, help="with --time shifted: the sampler's time shift")
+    p.add_argument("--caption-noise", type=float, default=0.0,
+                   help="share of captions whose count (and, independently, shape) is misstated")
+    p.add_argument("--init", default=None, help="start from the weights in this folder (its pretrain.json is recorded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--snapshot-every", type=int, default=1000)
@@ -65,6 +76,23 @@ def draw_times(n: int, how: str, shift: float, generator: torch.Generator) -> to
         return torch.sigmoid(torch.randn(n, generator=generator))
     u = torch.rand(n, generator=generator)
     return shift * u / (1 + (shift - 1) * u)
+
+
+def misstate(scenes, q: float, rng) -> list:
+    """The scenes with the count, and independently the shape, of each replaced with probability q by
+    another value, wherever the new caption is still a training prompt (the held-out pairings stay unseen)."""
+    if q <= 0:
+        return scenes
+    out = []
+    for spec, seed in scenes:
+        for field, values in (("count", COUNTS), ("shape", SHAPES)):
+            if rng.random() < q:
+                others = [dataclasses.replace(spec, **{field: v}) for v in values if v != getattr(spec, field)]
+                others = [o for o in others if not is_held_out(o)]
+                if others:
+                    spec = others[rng.integers(len(others))]
+        out.append((spec, seed))
+    return out
 
 
 def flow_matching_loss(model: TinyFlux, images: torch.Tensor, prompts: list[str], generator: torch.Generator,
@@ -113,7 +141,12 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = TinyFlux(builtin_spec())
+    if args.init:
+        from engine.models.builtin import load_builtin
+
+        model = load_builtin(args.init).train()
+    else:
+        model = TinyFlux(builtin_spec())
     model.text_encoder.requires_grad_(True)  # the word embeddings are learned with the model
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -140,7 +173,10 @@ def main(argv=None):
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args)
-        images, prompts = render_batch(sample_scenes(args.batch_size, seed=args.seed * 1_000_003 + step))
+        scenes = sample_scenes(args.batch_size, seed=args.seed * 1_000_003 + step)
+        images, prompts = render_batch(scenes)
+        if args.caption_noise:
+            prompts = [caption(spec) for spec, _ in misstate(scenes, args.caption_noise, np.random.default_rng([args.seed, step]))]
         loss = flow_matching_loss(model, images, prompts, generator, args.time, args.shift)
         optimizer.zero_grad()
         loss.backward()
@@ -172,13 +208,15 @@ def main(argv=None):
 
     saved = load_builtin(out)  # score what was saved (float16), not the float32 copy
     save_grid(saved, work / "grid_final.png")
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if k != "steps")
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if k != "steps" and v is not None)
     # One command per schedule: a run whose --steps changed on resume is reproduced by running
     # each until the next one's first step (killing it after that step's snapshot), then the last.
     report = {"commands": [f"python -m engine.models.pretrain --steps {h['steps']} {flags}"
                            + (f"  # until the snapshot at step {history[i + 1]['from_step']}" if i + 1 < len(history) else "")
                            for i, h in enumerate(history)],
-              "settings": settings, "schedule_history": history, "minutes": round(minutes, 1),
+              "settings": settings, "schedule_history": history,
+              **({"init_commands": json.loads((Path(args.init) / "pretrain.json").read_text())["commands"]}
+                 if args.init and (Path(args.init) / "pretrain.json").exists() else {}), "minutes": round(minutes, 1),
               "final_loss": round(sum(losses[-200:]) / len(losses[-200:]), 4),
               "verifiers_2_seeds": verifier_scores(saved)}
     (out / "pretrain.json").write_text(json.dumps(report, indent=1))

@@ -208,15 +208,15 @@ def main(argv=None):
 
     saved = load_builtin(out)  # score what was saved (float16), not the float32 copy
     save_grid(saved, work / "grid_final.png")
+    init_file = Path(args.init or "") / "pretrain.json"  # how the starting weights were made, to reproduce the chain
+    init_report = {"init_commands": json.loads(init_file.read_text())["commands"]} if args.init and init_file.exists() else {}
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if k != "steps" and v is not None)
     # One command per schedule: a run whose --steps changed on resume is reproduced by running
     # each until the next one's first step (killing it after that step's snapshot), then the last.
     report = {"commands": [f"python -m engine.models.pretrain --steps {h['steps']} {flags}"
                            + (f"  # until the snapshot at step {history[i + 1]['from_step']}" if i + 1 < len(history) else "")
                            for i, h in enumerate(history)],
-              "settings": settings, "schedule_history": history,
-              **({"init_commands": json.loads((Path(args.init) / "pretrain.json").read_text())["commands"]}
-                 if args.init and (Path(args.init) / "pretrain.json").exists() else {}), "minutes": round(minutes, 1),
+              "settings": settings, "schedule_history": history, **init_report, "minutes": round(minutes, 1),
               "final_loss": round(sum(losses[-200:]) / len(losses[-200:]), 4),
               "verifiers_2_seeds": verifier_scores(saved)}
     (out / "pretrain.json").write_text(json.dumps(report, indent=1))

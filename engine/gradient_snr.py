@@ -15,7 +15,6 @@ Prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 import tempfile
@@ -25,11 +24,11 @@ def signal_fraction(grads) -> dict:
     """grads [K, D] -> the signal fraction and the mean pairwise cosine of K gradient estimates."""
     import torch
 
-    pairs = list(itertools.combinations(range(len(grads)), 2))
-    dots = torch.stack([grads[i] @ grads[j] for i, j in pairs])
-    norms = grads.norm(dim=1)
-    cosines = torch.stack([dots[n] / (norms[i] * norms[j]) for n, (i, j) in enumerate(pairs)])
-    return {"signal_fraction": (dots.mean() / (norms**2).mean()).item(), "mean_cosine": cosines.mean().item()}
+    gram = grads @ grads.T  # [K, K]: dot products; the diagonal holds the squared norms
+    pairs = ~torch.eye(len(grads), dtype=torch.bool)
+    squared = gram.diagonal()
+    cosines = gram / (squared[:, None] * squared[None, :]).sqrt()
+    return {"signal_fraction": (gram[pairs].mean() / squared.mean()).item(), "mean_cosine": cosines[pairs].mean().item()}
 
 
 def main(argv=None) -> int:

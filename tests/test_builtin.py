@@ -40,15 +40,17 @@ def test_samples_are_deterministic_from_a_seed(model):
     assert not torch.allclose(a[0], a[1])  # two seeds, two images
 
 
-def test_base_model_draws_verifiable_shapes_and_counts(model):
-    """On training prompts the base model is clearly above chance (1/3 for the shape of 3) on shape and
-    count, while held-out adherence leaves room for RL (at most about 0.8)."""
+def test_base_model_draws_verifiable_shapes_and_counts_but_misreads_some_prompts(model):
+    """Where the base model follows the prompt's background it draws shapes and counts clearly above
+    chance (1/3 for the shape of 3); its misstated-caption fine-tune makes it misread the background
+    and colour of a share of prompts, which is what leaves RL room (held-out adherence below 0.8)."""
     prompts = train_prompts()[::6]
     images, labels = sample_images(model, prompts, seeds=2, progress=False)
-    scores = {name: build_reward(name)(images, labels).mean().item()
-              for name in ("background", "colour", "shape", "count")}
-    assert scores["background"] > 0.95 and scores["colour"] > 0.85, scores
-    assert scores["shape"] > 0.6 and scores["count"] > 0.45, scores
+    scores = {name: build_reward(name)(images, labels) for name in ("background", "colour", "shape", "count")}
+    followed = scores["background"] > 0.9
+    assert 0.5 < followed.float().mean().item() < 0.9, scores["background"]  # misread, but mostly followed
+    assert scores["shape"][followed].mean().item() > 0.55, scores
+    assert scores["count"][followed].mean().item() > 0.45, scores
     held_out, labels = sample_images(model, eval_prompts()[::3], seeds=1, progress=False)
     assert build_reward("adherence")(held_out, labels).mean().item() < 0.8
 
@@ -89,3 +91,18 @@ def test_caption_noise_misstates_count_and_shape_but_never_reveals_a_held_out_pa
     assert not any(caption(spec) in held_out for spec, _ in noisy)
     same = [(a.colour, a.background, a.size) == (b.colour, b.background, b.size) for (a, _), (b, _) in zip(scenes, noisy)]
     assert all(same) and [s for _, s in noisy] == [s for _, s in scenes]  # the image is the scene's own
+
+
+def test_caption_noise_on_colour_and_background_keeps_every_caption_a_training_prompt():
+    import numpy as np
+
+    from engine.models.pretrain import misstate
+    from engine.world import sample_scenes, train_prompts
+
+    scenes = sample_scenes(4000, seed=2)
+    noisy = misstate(scenes, 0.3, np.random.default_rng(0), ("colour", "background"))
+    for field in ("colour", "background"):
+        share = np.mean([getattr(a, field) != getattr(b, field) for (a, _), (b, _) in zip(scenes, noisy)])
+        assert 0.25 < share < 0.33, (field, share)
+    assert {caption(spec) for spec, _ in noisy} <= set(train_prompts())  # never an object on its own colour
+    assert all((a.count, a.shape, a.size) == (b.count, b.shape, b.size) for (a, _), (b, _) in zip(scenes, noisy))

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from engine.models.builtin import WEIGHTS, builtin_spec
 from engine.models.tiny_flux import TinyFlux
-from engine.world import SHAPES, caption, is_held_out, render_batch, sample_scenes
+from engine.world import BACKGROUNDS, COLOURS, SHAPES, caption, is_held_out, render_batch, sample_scenes
 from engine.world.scenes import COUNTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--shift", type=float, default=3.0, help="with --time shifted: the sampler's time shift")
     p.add_argument("--caption-noise", type=float, default=0.0,
                    help="share of captions whose count (and, independently, shape) is misstated")
+    p.add_argument("--misstate", nargs="+", default=["count", "shape"], choices=sorted(MISSTATABLE),
+                   help="with --caption-noise: the caption fields misstated, each independently")
     p.add_argument("--init", default=None, help="start from the weights in this folder (its pretrain.json is recorded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -78,21 +80,31 @@ def draw_times(n: int, how: str, shift: float, generator: torch.Generator) -> to
     return shift * u / (1 + (shift - 1) * u)
 
 
-def misstate(scenes, q: float, rng) -> list:
-    """The scenes with the count, and independently the shape, of each replaced with probability q by
-    another value, wherever the new caption is still a training prompt (the held-out pairings stay unseen)."""
+MISSTATABLE = {"count": COUNTS, "shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(BACKGROUNDS)}
+
+
+def misstate(scenes, q: float, rng, fields=("count", "shape")) -> list:
+    """The scenes with each of `fields` replaced, independently with probability q, by another value,
+    wherever the new caption is still a training prompt (the held-out pairings stay unseen)."""
     if q <= 0:
         return scenes
     out = []
     for spec, seed in scenes:
-        for field, values in (("count", COUNTS), ("shape", SHAPES)):
+        for field in fields:
             if rng.random() < q:
-                others = [dataclasses.replace(spec, **{field: v}) for v in values if v != getattr(spec, field)]
-                others = [o for o in others if not is_held_out(o)]
+                others = [o for o in (_replaced(spec, field, v) for v in MISSTATABLE[field]) if o is not None]
+                others = [o for o in others if o != spec and not is_held_out(o)]
                 if others:
                     spec = others[rng.integers(len(others))]
         out.append((spec, seed))
     return out
+
+
+def _replaced(spec, field: str, value):
+    try:  # an object the colour of its background is no scene
+        return dataclasses.replace(spec, **{field: value})
+    except ValueError:
+        return None
 
 
 def flow_matching_loss(model: TinyFlux, images: torch.Tensor, prompts: list[str], generator: torch.Generator,
@@ -176,7 +188,8 @@ def main(argv=None):
         scenes = sample_scenes(args.batch_size, seed=args.seed * 1_000_003 + step)
         images, prompts = render_batch(scenes)
         if args.caption_noise:
-            prompts = [caption(spec) for spec, _ in misstate(scenes, args.caption_noise, np.random.default_rng([args.seed, step]))]
+            prompts = [caption(spec) for spec, _ in misstate(scenes, args.caption_noise, np.random.default_rng([args.seed, step]),
+                                                             args.misstate)]
         loss = flow_matching_loss(model, images, prompts, generator, args.time, args.shift)
         optimizer.zero_grad()
         loss.backward()
@@ -210,7 +223,9 @@ def main(argv=None):
     save_grid(saved, work / "grid_final.png")
     init_file = Path(args.init or "") / "pretrain.json"  # how the starting weights were made, to reproduce the chain
     init_report = {"init_commands": json.loads(init_file.read_text())["commands"]} if args.init and init_file.exists() else {}
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if k != "steps" and v is not None)
+    shown = {k: " ".join(v) if isinstance(v, list) else v for k, v in settings.items()
+             if k != "steps" and v is not None and not (k == "misstate" and not args.caption_noise)}
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shown.items())
     # One command per schedule: a run whose --steps changed on resume is reproduced by running
     # each until the next one's first step (killing it after that step's snapshot), then the last.
     report = {"commands": [f"python -m engine.models.pretrain --steps {h['steps']} {flags}"

@@ -7,10 +7,11 @@ choice), which spends the training on the middle noise levels where shapes are d
 shifted` draws it like the sampler's shifted grid instead. The saved weights are an exponential
 moving average of the trained ones, stored in float16.
 
-`--caption-noise q` misstates the count, and independently the shape, of a share q of the training
-captions (to another value that keeps the caption a training prompt), as web alt-text misstates what
-an image shows: the model then follows its prompt only part of the time (tried as a base for RL in
-docs/builtin-world.md; the committed weights use none). `--init FOLDER` starts from
+`--caption-noise q` misstates the fields named by `--misstate` (count and shape by default), each
+independently, in a share q of the training captions (to another value that keeps the caption a
+training prompt), as web alt-text misstates what an image shows: the model then follows its prompt
+only part of the time. The committed weights are the exact-caption model fine-tuned with
+`--caption-noise 0.3 --misstate colour background` (docs/builtin-world.md). `--init FOLDER` starts from
 saved weights instead of random ones (a fine-tuning stage), recording that folder's own commands.
 
 The run is resumable: every `--snapshot-every` steps it writes `pretrain_state.pt` (model, EMA,

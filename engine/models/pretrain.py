@@ -54,7 +54,7 @@ def parse_args(argv=None):
                    help="how the training noise level s is drawn")
     p.add_argument("--shift", type=float, default=3.0, help="with --time shifted: the sampler's time shift")
     p.add_argument("--caption-noise", type=float, default=0.0,
-                   help="share of captions whose count (and, independently, shape) is misstated")
+                   help="share of captions in which each --misstate field is misstated")
     p.add_argument("--misstate", nargs="+", default=["count", "shape"], choices=sorted(MISSTATABLE),
                    help="with --caption-noise: the caption fields misstated, each independently")
     p.add_argument("--init", default=None, help="start from the weights in this folder (its pretrain.json is recorded)")

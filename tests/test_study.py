@@ -33,7 +33,9 @@ def test_each_protocol_checkpoints_where_the_run_first_reaches_its_share_of_the_
 
 def test_every_method_trains_from_its_own_preset_with_the_tracks_reward_and_seed():
     plan = build_plan(quick=False)
-    assert plan.seeds == [0, 1, 2, 3, 4] and plan.budgets == {"iterations": 10, "evaluations": 15000, "seconds": 40.0}
+    assert plan.seeds == [0, 1, 2, 3, 4] and plan.budgets == {"iterations": 40, "evaluations": 120_000, "seconds": 160.0}
+    assert [t.reward for t in plan.tracks] == ["adherence"]  # the hacking track is opt-in in the full study
+    plan = build_plan(quick=False, hacking=True)
     adherence, preference = plan.tracks
     assert (adherence.reward, adherence.methods, adherence.protocols) == ("adherence", MAIN_METHODS, PROTOCOLS)
     assert preference.reward == "preference" and preference.protocols == ("iterations",)
@@ -193,11 +195,29 @@ def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path,
     monkeypatch.setattr(engine_evaluate, "sample_images", nothing_to_redo)
     assert run_plan(tiny_plan, tmp_path, progress=False) == rows
     assert (tmp_path / "table.md").read_text() == before  # the same seeds give the same table
-    assert len(json.loads((tmp_path / "study.json").read_text())["invocations"]) == 2
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert len(study["invocations"]) == 2
+    assert "weights_sha256" in study and "cwd" not in study  # committed: names the base, no machine's folder
 
     changed = Plan(**{**tiny_plan.__dict__, "budgets": {**tiny_plan.budgets, "iterations": 3}})  # never mixed
     with pytest.raises(ValueError, match="different plan"):
         run_plan(changed, tmp_path, progress=False)
+
+
+def test_the_study_refuses_to_mix_runs_trained_from_different_weights(tiny_plan, tmp_path, monkeypatch):
+    from engine.models import builtin
+
+    plan = Plan(**{**tiny_plan.__dict__, "overrides": ["model.name=builtin", *tiny_plan.overrides[1:]],
+                   "budgets": {"iterations": 1}, "tracks": [Track("brightness", ("dancegrpo",), ("iterations",))]})
+    method = BY_KEY["dancegrpo"]
+    run = runs.train_run(plan, "brightness", method, 0, tmp_path, None, progress=False)
+    assert run["weights_sha256"] == builtin.weights_sha256() and len(run["weights_sha256"]) == 64
+    monkeypatch.setattr(builtin, "weights_sha256", lambda folder=None: "0" * 64)  # the committed base changed
+    with pytest.raises(ValueError, match="other model weights"):
+        runs.train_run(plan, "brightness", method, 0, tmp_path, None, progress=False)
+    from engine.study.evaluate import settings
+
+    assert settings(plan, run_config(plan, "brightness", method, 0))["weights_sha256"] == "0" * 64  # rescored
 
 
 @pytest.mark.slow

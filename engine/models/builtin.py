@@ -4,7 +4,9 @@ the shapes world, trained by `python -m engine.models.pretrain`. Its weights shi
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from safetensors.torch import load_file
@@ -23,3 +25,11 @@ def load_builtin(folder: Path = WEIGHTS) -> TinyFlux:
     model = TinyFlux(spec)
     model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
     return model.eval()
+
+
+@lru_cache(maxsize=4)
+def weights_sha256(folder: Path = WEIGHTS) -> str:
+    """SHA-256 of the weights file: what a measurement on the built-in model names, so results from two
+    different bases are never mixed (the study refuses them) and a table says which model it was."""
+    return hashlib.sha256((Path(folder) / "model.safetensors").read_bytes()).hexdigest()
+

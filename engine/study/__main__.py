@@ -83,12 +83,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="runs/study", help="the study's folder (re-use it to resume)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, a tiny budget, fewer prompts: minutes")
     parser.add_argument("--seeds", type=int, help="seeds per method (default 5; --quick 2)")
-    parser.add_argument("--iterations", type=int, help="the paper protocol's budget (default 10; --quick 2)")
-    parser.add_argument("--evaluations", type=int, help="the equal-evaluations budget (default 15000; --quick 2500)")
-    parser.add_argument("--seconds", type=float, help="the equal-time budget (default 40; --quick 8)")
+    parser.add_argument("--iterations", type=int, help="the paper protocol's budget (default 40; --quick 2)")
+    parser.add_argument("--evaluations", type=int, help="the equal-evaluations budget (default 120000; --quick 2500)")
+    parser.add_argument("--seconds", type=float, help="the equal-time budget (default 160; --quick 8)")
     parser.add_argument("--methods", nargs="+", choices=[m.key for m in METHODS],
                         help=f"default: {' '.join(MAIN_METHODS)}")
-    parser.add_argument("--no-hacking", action="store_true", help="skip the preference (reward-hacking) track")
+    parser.add_argument("--hacking", action=argparse.BooleanOptionalAction, default=None,
+                        help="the preference (reward-hacking) track (default: in --quick, not in the full study)")
     parser.add_argument("--target", type=float, default=0.02,
                         help="the evaluations-to-target table's held-out adherence, above the base's (default 0.02)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         budgets = {k: v for k in PROTOCOLS if (v := getattr(args, k)) is not None}
-        plan = build_plan(args.quick, args.seeds, budgets, args.overrides, args.methods, hacking=not args.no_hacking,
+        plan = build_plan(args.quick, args.seeds, budgets, args.overrides, args.methods, hacking=args.hacking,
                           cost=args.cost, target=args.target)
         tracks = "; ".join(f"{t.reward}: {len(t.methods)} methods under {', '.join(t.protocols)}" for t in plan.tracks)
         print(f"{tracks}; {len(plan.seeds)} seeds; budgets {plan.budgets}, checkpoints at {plan.fractions} of each; "

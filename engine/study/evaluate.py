@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from engine.study.plan import Method, Plan, run_config
+from engine.study.plan import Method, Plan, run_config, weights_sha256
 from engine.study.runs import run_dir, write_json
 
 _rewards: dict[str, object] = {}  # built once per process, scored on every checkpoint
@@ -33,6 +33,7 @@ def settings(plan: Plan, cfg) -> dict:
     sets = {name: {"prompts": len(prompts), "sha1": hashlib.sha1(json.dumps(prompts).encode()).hexdigest(),
                    "seeds": seeds} for name, (prompts, seeds) in split_prompts(plan).items()}
     return {"splits": sets, "rewards": plan.eval_rewards, "model": dataclasses.asdict(cfg.model),
+            "weights_sha256": weights_sha256(cfg),
             "steps": cfg.sampling.steps, "shift": cfg.sampling.shift}
 
 

@@ -51,10 +51,21 @@ BY_KEY = {m.key: m for m in METHODS}
 REFERENCE = "dancegrpo"  # the baseline every method's difference is also measured against
 # The full study's methods: Λ = {1,2} is left out by default to keep the run inside its time (Λ = {1}
 # against {1,2,3} is the granularity question); `--methods` puts it back.
-MAIN_METHODS = ("g2rpo-L1", "g2rpo-L123", "dancegrpo", "flowgrpo", "mixgrpo", "egrpo", "diffusionnft")
-# The reward-hacking track trains on the learned `preference` under the paper's protocol only.
+MAIN_METHODS = ("g2rpo-L1", "g2rpo-L123", "dancegrpo", "mixgrpo", "diffusionnft")
+# Flow-GRPO and E-GRPO are left out of the default too (issue 28: the five above first, so the full
+# study fits in 150 minutes on 2 cores at budgets where the curves separate); `--methods` adds them.
+# The reward-hacking track trains on the learned `preference` under the paper's protocol only; it is in
+# the quick study and, for time, opt-in (`--hacking`) in the full one.
 HACKING_METHODS = ("g2rpo-L123", "dancegrpo", "mixgrpo", "diffusionnft")
 EVAL_REWARDS = ["adherence", "preference", "background", "colour", "shape", "count"]
+
+
+# The full study's budgets, all three pinned to what the G²RPO preset spends in 40 iterations (K = 0..3:
+# 2,912 model evaluations an iteration, about 4 s on 2 idle cores), where the curves of the G²RPO sweep
+# and the README runs have separated from the base and from each other but not yet levelled off
+# (docs/study.md says how they were chosen). The baselines whose iterations are cheaper get as many more
+# iterations as the same evaluations or seconds buy.
+FULL_BUDGETS = {"iterations": 40, "evaluations": 120_000, "seconds": 160.0}
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,17 @@ def method_overrides(plan: Plan, reward: str, method: Method, seed: int) -> list
             f"train.sample_every={NEVER}"]
 
 
+def weights_sha256(cfg) -> str | None:
+    """The SHA-256 of the model weights a run starts from (the built-in model's file; None for the random
+    tiny-flux test model): part of every run's spec and every score's cache key, so a study never mixes
+    results measured on different bases."""
+    if cfg.model.name != "builtin":
+        return None
+    from engine.models.builtin import weights_sha256 as sha
+
+    return sha()
+
+
 def run_config(plan: Plan, reward: str, method: Method, seed: int):
     from engine.config import load_config
 
@@ -131,11 +153,12 @@ def crossings(per_iteration: list[int], seconds_per_evaluation: float | None, pl
 
 
 def build_plan(quick: bool, seeds: int | None = None, budgets: dict[str, float] | None = None,
-               overrides: list[str] = (), methods: list[str] | None = None, hacking: bool = True,
+               overrides: list[str] = (), methods: list[str] | None = None, hacking: bool | None = None,
                cost: bool = False, target: float = 0.02) -> Plan:
-    """The full study (5 seeds; 10 iterations, 15,000 evaluations, 40 seconds; every held-out prompt and
-    a third of the training prompts), or `--quick`: 2 seeds, budgets of about two iterations, a quarter
-    of the prompts, the hacking track with two methods."""
+    """The full study (5 seeds, FULL_BUDGETS, every held-out prompt and a third of the training prompts,
+    no hacking track unless asked), or `--quick`: 2 seeds, budgets of about two iterations, a quarter of
+    the prompts, the hacking track with two methods."""
+    hacking = quick if hacking is None else hacking
     from engine.world import eval_prompts, train_prompts
 
     main = list(methods or MAIN_METHODS)
@@ -144,8 +167,7 @@ def build_plan(quick: bool, seeds: int | None = None, budgets: dict[str, float] 
     if hacking and hack:
         tracks.append(Track("preference", tuple(hack), ("iterations",)))
     used = {k for t in tracks for k in t.methods}
-    defaults = {"iterations": 2, "evaluations": 2500, "seconds": 8.0} if quick else \
-        {"iterations": 10, "evaluations": 15000, "seconds": 40.0}
+    defaults = {"iterations": 2, "evaluations": 2500, "seconds": 8.0} if quick else FULL_BUDGETS
     return Plan(
         methods=[m for m in METHODS if m.key in used],
         tracks=tracks,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.study.evaluate import SPLITS, base_cache, base_config, cached_scores
-from engine.study.plan import Plan
+from engine.study.plan import Plan, weights_sha256
 from engine.study.runs import finished, write_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,11 +84,12 @@ def machine_line(info: dict) -> str:
 
 def write_study(root: Path, plan: Plan, started: str, finished_at: str, seconds: float, info: dict,
                 git: dict) -> None:
-    """study.json: this invocation (command, machine, date, the commit it started from) appended to the earlier ones."""
+    """study.json: this invocation (command, machine, date, the commit it started from) appended to the earlier
+    ones, with the SHA-256 of the weights every run started from. No absolute path: it is committed."""
     path = root / "study.json"
     earlier = json.loads(path.read_text()).get("invocations", []) if path.exists() else []
-    now = {"command": shlex.join(["python", "-m", "engine.study", *sys.argv[1:]]), "cwd": os.getcwd(),
-           "started": started, "finished": finished_at, "seconds": round(seconds, 1), "machine": info,
+    now = {"command": shlex.join(["python", "-m", "engine.study", *sys.argv[1:]]),
+           "weights_sha256": weights_sha256(base_config(plan)), "started": started, "finished": finished_at, "seconds": round(seconds, 1), "machine": info,
            "git": git}
     plan_summary = {k: v for k, v in plan.to_dict().items() if k != "eval_prompts"}
     plan_summary["eval_prompts"] = len(plan.eval_prompts)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from engine.study.plan import Method, Plan, crossings, run_config
+from engine.study.plan import Method, Plan, crossings, run_config, weights_sha256
 
 
 def run_dir(root: Path, reward: str, method: Method, seed: int) -> Path:
@@ -37,15 +37,21 @@ def write_json(path: Path, data) -> None:
 def run_spec(plan: Plan, reward: str, method: Method, seed: int, rate: float | None) -> dict:
     """Everything that decides a run's result (so a changed plan is never mixed with old work)."""
     track = plan.track(reward)
-    return {"reward": reward, "method": method.key, "seed": seed, "protocols": list(track.protocols),
+    cfg = run_config(plan, reward, method, seed)
+    return {"weights_sha256": weights_sha256(cfg), "reward": reward, "method": method.key, "seed": seed, "protocols": list(track.protocols),
             "budgets": {p: plan.budgets[p] for p in track.protocols}, "fractions": plan.fractions,
-            "seconds_per_evaluation": rate, "config": run_config(plan, reward, method, seed).to_dict()}
+            "seconds_per_evaluation": rate, "config": cfg.to_dict()}
 
 
 def check_spec(folder: Path, spec: dict) -> None:
     path = folder / "spec.json"
     if path.exists():
-        if json.loads(path.read_text()) != spec:
+        saved = json.loads(path.read_text())
+        if saved.get("weights_sha256") != spec["weights_sha256"]:
+            raise ValueError(f"{folder} was trained from other model weights (SHA-256 "
+                             f"{str(saved.get('weights_sha256'))[:12]}…, these are {str(spec['weights_sha256'])[:12]}…): "
+                             "a study never mixes results from two bases; use another --out")
+        if saved != spec:
             raise ValueError(f"{folder} holds a run of a different plan (budgets, seeds, overrides, calibration "
                              f"or config); use another --out, or delete that folder to redo it")
     else:

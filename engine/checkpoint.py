@@ -134,9 +134,14 @@ def export_lora(model: FlowModel, folder: Path, card: str | None = None) -> None
 
     transformer = model.transformer
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(transformer))
+    # peft keeps target_modules as a set, whose order changes with the process's hash seed: sort it (and
+    # the tensors) so the same weights always give the same file, and a checksum of a LoRA reproduces
+    metadata = transformer.peft_config["default"].to_dict()
+    if isinstance(metadata.get("target_modules"), (list, set, tuple)):
+        metadata["target_modules"] = sorted(metadata["target_modules"])
     loader = getattr(lora_pipeline, model.lora_loader)
-    loader.save_lora_weights(folder, transformer_lora_layers=layers,
-                             transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
+    loader.save_lora_weights(folder, transformer_lora_layers=dict(sorted(layers.items())),
+                             transformer_lora_adapter_metadata=metadata)
     if card is not None:
         (Path(folder) / CARD).write_text(card)
 

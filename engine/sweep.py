@@ -92,15 +92,17 @@ def table(plan: dict, base: dict, results: list[dict], command: str) -> str:
              f"held-out prompts x {plan['eval_seeds']} noise seeds (the same noise for every row), and the training "
              "prompts x 1 seed. Minutes: training time on this machine. Movement: relative change of the velocity "
              "against the base on the probe batch after the last iteration.", "",
-             "| run | settings | held-out adherence | Δ vs base | held-out shape | held-out count | train adherence "
-             "| training reward (first 5 → last 5 it.) | movement | minutes |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-             f"| base | — | {base['eval']['adherence']:.3f} | — | {base['eval']['shape']:.3f} | {base['eval']['count']:.3f} "
+             "| run | settings | held-out adherence | Δ vs base | held-out background | held-out colour | held-out shape "
+             "| held-out count | train adherence | training reward (first 5 → last 5 it.) | movement | minutes |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             f"| base | — | {base['eval']['adherence']:.3f} | — | {base['eval']['background']:.3f} "
+             f"| {base['eval']['colour']:.3f} | {base['eval']['shape']:.3f} | {base['eval']['count']:.3f} "
              f"| {base['train']['adherence']:.3f} | — | — | — |"]
     for r in sorted(results, key=lambda r: -r["scores"]["eval"]["adherence"]):
         e, t = r["scores"]["eval"], r["scores"]["train"]
         lines.append(f"| {r['name']} | {'<br>'.join(f'`{s}`' for s in r['set']) or 'the base config'} "
-                     f"| {e['adherence']:.3f} | {e['adherence'] - base['eval']['adherence']:+.3f} | {e['shape']:.3f} "
+                     f"| {e['adherence']:.3f} | {e['adherence'] - base['eval']['adherence']:+.3f} | {e['background']:.3f} "
+                     f"| {e['colour']:.3f} | {e['shape']:.3f} "
                      f"| {e['count']:.3f} | {t['adherence']:.3f} "
                      f"| {r['training_reward_first5']:.3f} → {r['training_reward_last5']:.3f} "
                      f"| {r['policy_movement']:.3f} | {r['minutes']:.1f} |")

@@ -41,3 +41,15 @@ def test_a_sweep_trains_scores_resumes_and_writes_its_table(tmp_path):
     assert sweep.main(["--plan", str(path), "--out", str(out), "--only", "centre"]) == 0
     assert (out / "centre" / "result.json").stat().st_mtime == scored  # finished and scored: not redone
     assert sweep.main(["--plan", str(path), "--out", str(out), "--only", "nope"]) == 2
+
+
+@pytest.mark.parametrize("plan", ["configs/sweep.yaml", "configs/sweep-nft.yaml", "configs/sweep-g2rpo.yaml"])
+def test_every_committed_sweep_entry_is_a_valid_config(plan):
+    """A sweep validates every entry before training; a committed plan must pass that check, and the G²RPO
+    plan's entries keep the paper's method (settings only: SSS with the spec's completions and MGAI)."""
+    loaded = sweep.load_plan(plan)
+    for entry in loaded["entries"]:
+        cfg = sweep.entry_config(loaded, entry)
+        assert cfg.train.iterations == loaded["iterations"]
+        if plan.endswith("g2rpo.yaml"):
+            assert cfg.algorithm.name == "g2rpo" and set(cfg.algorithm.branch_steps) <= set(range(8))

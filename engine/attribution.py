@@ -112,6 +112,24 @@ def component_scores(images, prompts: list[str]) -> dict:
     return {name: scores[name] for name in COMPONENTS}
 
 
+def member_components(rollout, image_prompts: list[str], gather) -> dict:
+    """What a G²RPO training record keeps beside its rewards, for the Monitor's per-verifier view:
+    every member's verifier components at the finest λ, {"component_names", "components":
+    [component][prompt][k][member]} over the global batch (`gather`: the trainer's). Empty where the
+    prompts are not the built-in world's. Costs one `verify` of a third of the images (Λ = {1,2,3})."""
+    import torch
+
+    if not world_prompts(image_prompts):
+        return {}
+    L, K, P, G = rollout.groups
+    lambdas = rollout.info["granularities"]
+    rows = slice(lambdas.index(min(lambdas)) * K * P * G, (lambdas.index(min(lambdas)) + 1) * K * P * G)
+    scores = component_scores(rollout.images[rows], image_prompts[rows])
+    values = torch.stack([scores[name] for name in COMPONENTS]).reshape(len(COMPONENTS), K, P, G)
+    values = gather(values.permute(2, 0, 1, 3).contiguous())  # prompts first: [P_global, C, K, G]
+    return {"component_names": list(COMPONENTS), "components": values.transpose(0, 1).tolist()}
+
+
 def make_scorer(cfg, prompts: list[str]):
     """A function (images, prompts) -> {reward name: scores [B]}: the config's training rewards, their
     weighted sum when there are several, then the verifier components where the prompts are the world's."""

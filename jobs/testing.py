@@ -75,7 +75,7 @@ class WorkerProcess:
     def __init__(self, env: dict, log_path: Path):
         self.env, self.log_path, self.proc = env, Path(log_path), None
 
-    def start(self, timeout: float = 180) -> "WorkerProcess":  # imports take minutes on a loaded machine
+    def start(self, timeout: float = 60) -> "WorkerProcess":
         """Start it and wait until it consumes (stopping it earlier would kill it mid-import)."""
         env = {**os.environ, **self.env, "OMP_NUM_THREADS": "1"}  # 1 thread: steady on a busy small CPU
         ready = self.log().count("worker ready") + 1

@@ -121,5 +121,121 @@ def step_summary(window: dict | None, prompt: int | None = None) -> str:
     span = (f"iteration {window['first']}" if window["first"] == window["last"]
             else f"iterations {window['first']}–{window['last']}")
     which = f"prompt {prompt} of each" if prompt is not None else "all their prompts"
-    return (f"**Where the reward's variance sits** ({span}, {groups} group{'s' if groups > 1 else ''}: {which}): {shares}. "
-            f"Step k={top} carries the most.")
+    sentence = (f"**Where the reward's variance sits** ({span}, {groups} group{'s' if groups > 1 else ''}: {which}): {shares}. "
+                f"Step k={top} carries the most.")
+    table = share_table(window, prompt)
+    return f"{sentence}\n\n{table}" if table else sentence
+
+
+# --- Each step's share of the reward's variance, per reward and verifier (the default view) --------
+
+SHARE_EXPLAINER = """**Variance share per step (the default colour).** For every reward model and, on the
+built-in world, every verifier (background, colour, shape, count), the variance of the G members' scores
+in a (prompt, k) group, at the finest λ, averaged over the window's groups: V_k. A block's column is
+V_k / Σ V over the branch steps, in %, so it sums to 100%: which steps' noise decides that property.
+Equal shares would be 100% / |K|. A property whose members never differ at any step (decided before
+the first branch, by the anchor's shared initial noise) has no share: its column is blank.
+`python -m engine.attribution` measures the same without training, with intervals and against
+independent initial noises (see docs/attribution.md in the repository).
+
+**Why |advantage| is only the second colour.** Advantages are z-scores within each (prompt, k) group,
+summed over λ: whatever the step, the mean |advantage| is about 2 by construction (as long as the
+members differ at all), so that map is nearly uniform. It shows where G²RPO *credits* signal, not
+where the reward comes from."""
+
+MIN_WINDOW = 5  # iterations per column of the share map at least: one iteration's few groups are noisy
+MAX_COLUMNS = 40
+
+
+def _windows(history: dict) -> list[tuple[int, int, list[int]]]:
+    """History rows grouped into columns of at least MIN_WINDOW iterations, at most MAX_COLUMNS of
+    them: (first iteration, last iteration, row indices) each."""
+    rows, every = len(history["iterations"]), history.get("every", 1) or 1
+    size = max(1, -(-MIN_WINDOW // every), -(-rows // MAX_COLUMNS))
+    out = []
+    for start in range(0, rows, size):
+        picked = list(range(start, min(start + size, rows)))
+        out.append((history["iterations"][picked[0]], history["iterations"][picked[-1]] + every - 1, picked))
+    return out
+
+
+def _share_of(variances: list[list[float | None]]) -> list[float | None]:
+    """Rows' variances per step [row][k] -> the pooled share per step in % (None where undefined)."""
+    steps = len(variances[0]) if variances else 0
+    means = [_mean(row[k] for row in variances) for k in range(steps)]
+    total = sum(v for v in means if v is not None)
+    return [None if v is None or total <= 0 else 100 * v / total for v in means]
+
+
+def share_map(history: dict, spans: dict[int, int] | None = None) -> "figures.go.Figure":
+    """Over training (columns: windows of iterations) and the trajectory (rows: branch steps k), one
+    block per reward model and verifier component: each step's share of that score's within-group
+    variance in %, every column of a block summing to 100%."""
+    rows = (history or {}).get("variance") or []
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    if not names:
+        return figures._empty("no per-step variance stored for this run yet (choose mean |advantage|)")
+    steps = history["branch_steps"]
+    columns = _windows(history)
+    labels = [f"{a}" if a == b else f"{a}–{b}" for a, b, _ in columns]
+    blocks = {name: [_share_of([rows[i][name] for i in picked if name in rows[i]]) for _, _, picked in columns]
+              for name in names}  # [column][k]
+    top = max((v for block in blocks.values() for col in block for v in col if v is not None), default=0)
+    top = max(10 * -(-top // 10), 10, 200 / max(len(steps), 1))  # anchored at 0; uniform sits mid-scale or lower
+    fig = figures.make_subplots(rows=len(names), cols=1, shared_xaxes=True, vertical_spacing=0.04,
+                                subplot_titles=names)
+    for r, name in enumerate(names, start=1):
+        z = [[col[j] for col in blocks[name]] for j in range(len(steps))]  # [k][column]
+        text = [[None if v is None else f"{v:.0f}%" for v in row] for row in z]
+        fig.add_trace(figures.go.Heatmap(
+            x=labels, y=[str(s) for s in figures.step_labels(steps, spans)], z=z, text=text, zmin=0, zmax=top,
+            colorscale="Viridis", showscale=r == 1, name=name,
+            colorbar=dict(title=dict(text="share of the<br>variance"), ticksuffix="%", len=0.5, y=1, yanchor="top"),
+            hovertemplate=f"{name}<br>iterations %{{x}}<br>k = %{{y}}<br>%{{z:.1f}}% of its variance<extra></extra>"),
+            row=r, col=1)
+        fig.update_yaxes(title_text="k", autorange="reversed", type="category", row=r, col=1)
+    fig.update_xaxes(title_text="iterations (each column a window; a block's column sums to 100%)", type="category",
+                     row=len(names), col=1)
+    uniform = 100 / max(len(steps), 1)
+    return figures._layout(fig, f"Share of each score's within-group variance injected at step k (equal shares: {uniform:.1f}%)",
+                           height=110 + 150 * len(names), margin=dict(l=60, r=20, t=90, b=50))
+
+
+def share_table(window: dict | None, prompt: int | None = None) -> str:
+    """The window's shares as a Markdown table (rows k, columns reward and verifiers), each with its
+    95% bootstrap interval over the window's groups (engine.attribution's math; numpy only)."""
+    import numpy as np
+
+    from engine.attribution import resampling_weights, share_interval
+
+    chosen = cells(window, prompt) if window else []
+    if not chosen or not chosen[0].get("variance"):
+        return ""
+    steps = window["branch_steps"]
+    groups = sorted({(c["iteration"], c["prompt"]) for c in chosen})
+    index = {g: i for i, g in enumerate(groups)}
+    names = list(chosen[0]["variance"])
+    columns = {}
+    for name in names:
+        var = np.full((len(groups), len(steps)), np.nan)
+        for c in chosen:
+            if c["k"] in steps and c["variance"].get(name) is not None:
+                var[index[(c["iteration"], c["prompt"])], steps.index(c["k"])] = c["variance"][name]
+        var = var[np.isfinite(var).all(1)]  # whole groups only
+        if len(var) == 0:
+            continue
+        columns[name] = share_interval(var, resampling_weights(len(var), 1000))
+    if not columns:
+        return ""
+
+    def cell(interval, j):
+        value = interval["value"][j]
+        if not np.isfinite(value):
+            return "—"
+        return f"{100 * value:.0f}% [{100 * interval['low'][j]:.0f}–{100 * interval['high'][j]:.0f}]"
+
+    lines = [f"**Each score's variance by step** ({len(groups)} group{'s' if len(groups) > 1 else ''}; "
+             "a column sums to 100%, 95% interval over groups; — : never varies)", "",
+             "| k | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines += [f"| {k} | " + " | ".join(cell(iv, j) for iv in columns.values()) + " |" for j, k in enumerate(steps)]
+    return "\n".join(lines)

@@ -13,7 +13,8 @@ from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
 
 X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "wall time": "seconds"}
-STEP_VALUES = {"mean |advantage|": "abs_advantage", "reward std in the group": "reward_std"}
+STEP_VALUES = {"variance share per step (%)": "share", "mean |advantage|": "abs_advantage",
+               "reward std in the group": "reward_std"}
 POLL_SECONDS = 2.0
 SMOOTHING = 0.6  # the EMA weight a run opens with: one prompt's zig-zag averaged over a few iterations
 WINDOW = 20  # iterations the attribution views average by default: one prompt's noise over several
@@ -49,7 +50,7 @@ mean nothing across groups, so a window is averaged by **rank**: in each group t
 ordered by mixed advantage (rank 0: the highest) and the r-th of each are averaged. The map then
 shows how sharply each step separates its best members from its worst, the bars whether every λ
 ranks members as the mixed advantage does. A window of one iteration and one prompt shows that
-group's members as they are."""
+group's members as they are.""" + "\n\n" + attribution.SHARE_EXPLAINER
 
 
 def _whole(value, what: str, allow_negative: bool = False):
@@ -110,6 +111,8 @@ def notes(view: dict) -> str:
 
 def step_view(view: dict, value: str):
     spans = monitor.merge_spans(view)
+    if STEP_VALUES[value] == "share":
+        return attribution.share_map(view["history"] or NO_HISTORY, spans)
     return figures.step_heatmap(view["history"] or NO_HISTORY, STEP_VALUES[value], spans)
 
 
@@ -174,7 +177,7 @@ def build() -> dict:
         gr.Markdown("### Where the reward comes from")
         with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
             gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
-        step_value = gr.Radio(list(STEP_VALUES), value="mean |advantage|", label="colour")
+        step_value = gr.Radio(list(STEP_VALUES), value=next(iter(STEP_VALUES)), label="colour")
         steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
         with gr.Row():
             iteration = gr.Number(value=-1, precision=0, label="Window ends at iteration (-1: latest)", scale=1,

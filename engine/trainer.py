@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from engine import tracking
 from engine.algorithms import build_algorithm
+from engine.attribution import member_components
 from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
 from engine.config import Config, ConfigError
@@ -322,6 +323,8 @@ class Trainer:
         # The record describes the global batch: its prompts, and statistics over every process.
         record = {"iteration": it, "prompts": batch, **base}
         record.update(self.algorithm.advantages(rollout, rewards, self.reward_weights, self.gather))
+        if "g2rpo" in record:  # each verifier's member scores: where each step's variance goes, per property
+            record["g2rpo"].update(member_components(rollout, image_prompts, self.gather))
         if rollout.forward is not None:
             record.update(self.update_forward(rollout, cond, it))
         else:

@@ -8,13 +8,19 @@ tensors), so float32 loses nothing. A default run (K=8, Λ=3, G=12, one prompt) 
 them an iteration instead of 20 KB of JSON; zlib leaves 93% of uniform noise (the benchmark's fake
 records) and 36% of a built-in-model E-GRPO run's arrays (exact zeros of equal groups, rewards
 that vary in few digits). A non-finite value (None in a stored record) is NaN in a blob and None
-again when read.
+again when read. Where the record has the built-in world's verifier components of every member
+(`components` [component][prompt][k][member] at the finest λ, named by `component_names`, which
+stays in the record), they follow in the same blob: their count is what is left of it divided by
+prompts x steps x members, so blobs written before them read as they always did (no migration).
 
 The summary is computed here once per iteration, when the record is stored, from the float64
 values: per branch step, averaged over the iteration's prompts, the mean |mixed advantage| over
 members (where the learning signal sits), the std over members of the weighted reward at the
 finest granularity (how much the noise injected at k moves the reward) and the mean Pearson
-correlation between the granularities' advantages (whether they agree).
+correlation between the granularities' advantages (whether they agree). `variances` gives, per
+reward model and per verifier component, the mean over prompts of the members' variance at the
+finest granularity per step: bucket means of it are a window's pooled variance, from which the
+Monitor draws each step's share of the variance (engine/attribution.py defines the share).
 """
 from __future__ import annotations
 
@@ -55,7 +61,13 @@ def row(run_id: int, iteration: int, g: dict) -> dict:
     for key, expected in _shapes(**shape).items():
         if arrays[key].shape != expected:
             raise ValueError(f"g2rpo {key}: shape {arrays[key].shape}, expected {expected}")
-    blob = zlib.compress(b"".join(arrays[key].astype(BLOB).tobytes() for key in ARRAYS))
+    parts = [arrays[key] for key in ARRAYS]
+    if g.get("components") is not None:
+        components = as_array(g["components"])
+        if components.shape[1:] != (shape["prompts"], shape["steps"], shape["members"]):
+            raise ValueError(f"g2rpo components: shape {components.shape}, expected [C, P, K, G] of the rewards' P, K, G")
+        parts.append(components)
+    blob = zlib.compress(b"".join(part.astype(BLOB).tobytes() for part in parts))
     return dict(run_id=run_id, iteration=iteration, **shape, arrays=blob)
 
 
@@ -67,6 +79,8 @@ def arrays(stored) -> dict[str, list]:
         size = int(np.prod(shape))
         out[key] = as_lists(flat[at:at + size].reshape(shape))
         at += size
+    if at < len(flat):  # the members' verifier components follow
+        out["components"] = as_lists(flat[at:].reshape(-1, get("prompts"), get("steps"), get("members")))
     return out
 
 
@@ -123,3 +137,22 @@ def summary(g: dict, weights: list[float]) -> dict[str, np.ndarray]:
         agreement = np.full(total.shape[:2], np.nan)
     per_prompt = {"abs_advantage": _mean(np.abs(mixed), -1), "reward_std": _std(total), "agreement": agreement}
     return {key: _mean(value, 0) for key, value in per_prompt.items()}
+
+
+def _group_variance(values: np.ndarray) -> np.ndarray:
+    """The members' sample variance (n - 1) over the last axis, NaN below two finite values."""
+    return _std(values) ** 2
+
+
+def variances(g: dict, reward_names: list[str]) -> dict[str, np.ndarray]:
+    """Per reward model, then per verifier component not already a reward: the mean over prompts of
+    the group's variance (members at the finest λ) per branch step, {name: float64 [K]}."""
+    rewards = as_array(g["rewards"])  # [M, P, K, Λ, G]
+    finest = g["granularities"].index(min(g["granularities"]))
+    out = {name: _mean(_group_variance(rewards[m, :, :, finest]), 0) for m, name in enumerate(reward_names)}
+    if g.get("components") is not None:
+        components = as_array(g["components"])  # [C, P, K, G]
+        for c, name in enumerate(g.get("component_names") or []):
+            if name not in out:
+                out[name] = _mean(_group_variance(components[c]), 0)
+    return out

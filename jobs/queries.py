@@ -58,13 +58,17 @@ def history(rows: list[dict], every: int) -> dict:
     step, averaged over prompts and the bin's iterations: mean |mixed advantage| (where in the
     denoising trajectory the learning signal sits), the reward's std across the group at the
     finest granularity (how much reward the noise injected at k moves) and the granularities'
-    agreement. `iterations` are the bins' first iterations."""
+    agreement; and per reward model and verifier component the members' variance at the finest
+    granularity (`variance`, one {name: [per step]} per row). `iterations` are the bins' first iterations."""
     rows = [row for row in rows if row.get("attribution")]
     steps = sorted({k for row in rows for per_step in row["attribution"].values() for k in per_step})
     out = {"iterations": [row["iteration"] for row in rows], "every": every, "branch_steps": steps}
     pick = itemgetter(*steps) if steps else None
     for value in HISTORY_VALUES:
         out[value] = [_per_step(row["attribution"].get(value) or {}, steps, pick) for row in rows]
+    # per row, {reward or verifier: [members' variance per step]} (runs stored before it: {})
+    out["variance"] = [{name: _per_step(per_step, steps, pick) for name, per_step in (row.get("variance") or {}).items()}
+                       for row in rows]
     return out
 
 
@@ -118,7 +122,8 @@ def heatmap(run_id: int, iteration: int | None = None) -> dict | None:
 def attribution_window(run_id: int, last: int | None = None, window: int = 1) -> dict | None:
     """G²RPO's attribution over the `window` iterations ending at `last` (default: the latest), one
     cell per (iteration, prompt, branch step k): advantages [reward model][λ][member], mixed_advantage
-    [member], reward_std (the std over members of the weighted reward at the finest granularity);
+    [member], reward_std (the std over members of the weighted reward at the finest granularity),
+    variance {reward model or verifier component: the members' variance at the finest granularity};
     with the labels of iteration `last`'s record. None before any. Reads one blob per iteration."""
     with db.session() as s:
         if last is None:
@@ -141,12 +146,19 @@ def attribution_window(run_id: int, last: int | None = None, window: int = 1) ->
     for it, a in stored:
         rewards = attribution.as_array(a["rewards"])  # [M, P, K, Λ, G]
         spread = attribution.reward_spread(rewards[:, :, :, finest], w)  # [P, K]
+        members = {name: rewards[m, :, :, finest] for m, name in enumerate(names)}  # each [P, K, G]
+        if a.get("components") is not None:
+            components = attribution.as_array(a["components"])
+            for c, name in enumerate(g.get("component_names") or []):
+                members.setdefault(name, components[c])
+        variance = {name: attribution.as_array(values).var(-1, ddof=1) for name, values in members.items()}
         for p in range(rewards.shape[1]):
             for i, k in enumerate(g["branch_steps"]):
                 cells.append({"iteration": it, "prompt": p, "k": k,
                               "advantages": [m[p][i] for m in a["advantages"]],
                               "mixed_advantage": a["mixed_advantage"][p][i],
-                              "reward_std": None if np.isnan(spread[p, i]) else float(spread[p, i])})
+                              "reward_std": None if np.isnan(spread[p, i]) else float(spread[p, i]),
+                              "variance": {name: None if np.isnan(v[p, i]) else float(v[p, i]) for name, v in variance.items()}})
     return {"first": stored[0][0], "last": last, "iterations": len(stored),
             "prompts": metric.record["prompts"], "reward_names": names, "branch_steps": g["branch_steps"],
             "granularities": g["granularities"], "merge_steps": g.get("merge_steps"), "cells": cells}

@@ -41,9 +41,11 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def values(record: dict, reward: float | None, steps: dict[str, list] | None = None) -> dict[tuple, float | None]:
+def values(record: dict, reward: float | None, steps: dict[str, list] | None = None,
+           variance: dict[str, list] | None = None) -> dict[tuple, float | None]:
     """One (finite) record's curve values by path. `reward`: the weighted total; `steps`: the
-    attribution summary per branch step, {value: [one per record's branch step]}."""
+    attribution summary per branch step, {value: [one per record's branch step]}; `variance`: the
+    members' variance per reward and verifier component and branch step, {name: [one per step]}."""
     out = {("reward",): reward, ("seconds",): record["time"]["total"],
            ("model_evaluations",): sum(record["model_evaluations"].values())}
     for key, value in record.items():
@@ -60,6 +62,9 @@ def values(record: dict, reward: float | None, steps: dict[str, list] | None = N
     for key, per_step in (steps or {}).items():
         for k, value in zip(record["g2rpo"]["branch_steps"], per_step):
             out[("attribution", key, k)] = value
+    for name, per_step in (variance or {}).items():
+        for k, value in zip(record["g2rpo"]["branch_steps"], per_step):
+            out[("variance", name, k)] = value
     return out
 
 
@@ -245,7 +250,7 @@ def read(connection, run_id: int, level: int, since_iteration: int = -1) -> list
     """Curve rows of `level` whose first iteration is > since_iteration, in order: each row has
     the keys of a metrics row (means over its iterations; `seconds` and `model_evaluations`
     summed), `record` (kl, time per phase...), `rewards` {name: {mean, std}}, `attribution`
-    {value: {k: mean}} for G²RPO, `iteration` (its first), `last` and `count` (iterations in it),
+    {value: {k: mean}} and `variance` {reward or verifier: {k: mean}} for G²RPO, `iteration` (its first), `last` and `count` (iterations in it),
     and for level >= 1 `low` and `high`: the same keys holding the min and max over its iterations."""
     stored = connection.execute(select(CurveLayout.names).where(CurveLayout.run_id == run_id)).scalar()
     if stored is None:

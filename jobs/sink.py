@@ -39,7 +39,7 @@ def stored_record(record: dict) -> dict:
     nothing is stored twice. `queries.full_record` puts them back."""
     rest = {k: v for k, v in record.items() if k not in ("g2rpo", "reward") and not (k in SCALARS and v is not None)}
     if record.get("g2rpo") is not None:  # keep branch_steps / granularities in the record, move the arrays out
-        rest["g2rpo"] = {k: v for k, v in record["g2rpo"].items() if k not in attribution.ARRAYS}
+        rest["g2rpo"] = {k: v for k, v in record["g2rpo"].items() if k not in (*attribution.ARRAYS, "components")}
     return rest
 
 
@@ -57,10 +57,11 @@ def rows_for(run_id: int, record: dict, config: dict) -> tuple[dict[type, list[d
                   **{k: record.get(k) for k in SCALARS})
     rows = {table: [] for table in PER_ITERATION}
     rows[Metric].append(metric)
-    steps = None
+    steps = variance = None
     if g is not None:
         rows[Attribution].append(attribution.row(run_id, it, g))
         steps = attribution.summary(g, [weights.get(name, 1.0) for name in rewards])
+        variance = {name: v.tolist() for name, v in attribution.variances(g, list(rewards)).items()}
     for key in ("base_evaluation", "evaluation"):
         if key in record:
             e = record[key]
@@ -73,7 +74,7 @@ def rows_for(run_id: int, record: dict, config: dict) -> tuple[dict[type, list[d
                                      prompt=prompts[i] if i < len(prompts) else "", path=path))
     if record.get("checkpoint"):
         rows[Checkpoint].append(dict(run_id=run_id, iteration=it, trained=it + 1, path=record["checkpoint"]))
-    return rows, rollup.values(record, metric["reward"], steps and {k: v.tolist() for k, v in steps.items()})
+    return rows, rollup.values(record, metric["reward"], steps and {k: v.tolist() for k, v in steps.items()}, variance)
 
 
 def insert_records(session, run_id: int, records: list[dict], config: dict) -> None:

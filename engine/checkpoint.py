@@ -134,8 +134,9 @@ def export_lora(model: FlowModel, folder: Path, card: str | None = None) -> None
 
     transformer = model.transformer
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(transformer))
-    # peft keeps target_modules as a set, whose order changes with the process's hash seed: sort it (and
-    # the tensors) so the same weights always give the same file, and a checksum of a LoRA reproduces
+    # peft keeps target_modules as a set, whose order follows the process's hash seed: sort it and the
+    # tensors so neither changes the file. Not enough on its own: two exports under different hash seeds
+    # still differed (issue 28), so a LoRA's file checksum does not reproduce yet
     metadata = transformer.peft_config["default"].to_dict()
     if isinstance(metadata.get("target_modules"), (list, set, tuple)):
         metadata["target_modules"] = sorted(metadata["target_modules"])

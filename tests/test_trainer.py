@@ -218,4 +218,3 @@ def test_a_stop_request_keeps_the_last_completed_iteration_and_resumes_exactly(s
     for a, b in zip(straight[kept:], resumed.run(progress=False), strict=True):
         assert [a[key] for key in METRICS] == [b[key] for key in METRICS] and a["reward"] == b["reward"]
     assert [r["iteration"] for r in read_records(tmp_path / "stopped" / "records.jsonl")] == [0, 1, 2, 3]
-

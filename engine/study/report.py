@@ -89,8 +89,8 @@ def write_study(root: Path, plan: Plan, started: str, finished_at: str, seconds:
     path = root / "study.json"
     earlier = json.loads(path.read_text()).get("invocations", []) if path.exists() else []
     now = {"command": shlex.join(["python", "-m", "engine.study", *sys.argv[1:]]),
-           "weights_sha256": weights_sha256(base_config(plan)), "started": started, "finished": finished_at, "seconds": round(seconds, 1), "machine": info,
-           "git": git}
+           "weights_sha256": weights_sha256(base_config(plan)), "started": started, "finished": finished_at,
+           "seconds": round(seconds, 1), "machine": info, "git": git}
     plan_summary = {k: v for k, v in plan.to_dict().items() if k != "eval_prompts"}
     plan_summary["eval_prompts"] = len(plan.eval_prompts)
     write_json(path, {**now, "plan": plan_summary, "invocations": [*earlier, now]})

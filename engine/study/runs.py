@@ -38,8 +38,8 @@ def run_spec(plan: Plan, reward: str, method: Method, seed: int, rate: float | N
     """Everything that decides a run's result (so a changed plan is never mixed with old work)."""
     track = plan.track(reward)
     cfg = run_config(plan, reward, method, seed)
-    return {"weights_sha256": weights_sha256(cfg), "reward": reward, "method": method.key, "seed": seed, "protocols": list(track.protocols),
-            "budgets": {p: plan.budgets[p] for p in track.protocols}, "fractions": plan.fractions,
+    return {"weights_sha256": weights_sha256(cfg), "reward": reward, "method": method.key, "seed": seed,
+            "protocols": list(track.protocols), "budgets": {p: plan.budgets[p] for p in track.protocols}, "fractions": plan.fractions,
             "seconds_per_evaluation": rate, "config": cfg.to_dict()}
 
 

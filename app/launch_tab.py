@@ -9,6 +9,7 @@ import gradio as gr
 
 from app import auth, cost, forms
 from app.errors import one_line, user_errors
+from app.monitor import NO_WORKER
 from engine.config import ALGORITHMS
 from engine.models import model_names
 
@@ -34,6 +35,8 @@ def queue_message(run_id: int) -> str:
     from jobs import api
 
     where = api.queue_position(run_id)
+    if api.workers_alive() == 0:
+        return f"⚠️ Queued run **#{run_id}**, but no worker is alive to train it. {NO_WORKER.split(': ', 1)[1]}"
     if where["ahead"] == 0 and where["running"] == 0:
         place = "it starts as soon as the worker picks it up"
     else:
@@ -80,6 +83,16 @@ def field_states(algorithm: str) -> list:
     return [gr.update(interactive=forms.applies(key, algorithm)) for key in forms.ONLY_FOR]
 
 
+def worker_line() -> str:
+    """Whether a worker is alive to train what is launched (its heartbeat, jobs/heartbeat.py)."""
+    from jobs import api
+
+    slots = api.workers_alive()
+    if slots == 0:
+        return f"⚠️ {NO_WORKER}"
+    return f"Worker: alive ({slots} job slot{'s' if slots > 1 else ''})."
+
+
 def cost_line(preset: str, *values) -> str:
     return cost.preview(preset, dict(zip(forms.KEYS, values)))
 
@@ -104,6 +117,8 @@ def build(authorized: gr.State) -> dict:
                 for f in advanced[row:row + 4]:
                     fields[f.key] = _component(f, values[f.key], values["algorithm"])
     estimate = gr.Markdown(cost.preview(first, values), elem_id="launch-cost")
+    workers = gr.Markdown(elem_id="launch-workers")
+    gr.Timer(10).tick(worker_line, None, workers, api_visibility="private", show_progress="hidden")
     button = gr.Button("Launch run", variant="primary", elem_id="launch-button")
     message = gr.Markdown(elem_id="launch-message")
     run_id = gr.Number(visible=False, precision=0)
@@ -122,4 +137,4 @@ def build(authorized: gr.State) -> dict:
           estimate, api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
                  api_name="submit", concurrency_limit=1)
-    return {"run_id": run_id, "message": message}
+    return {"run_id": run_id, "message": message, "workers": workers}

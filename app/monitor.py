@@ -9,6 +9,9 @@ from engine.rewards import held_out_rewards
 from jobs import settings
 from jobs.view import GALLERY, new_view, poll  # noqa: F401  (the tab's view, re-exported)
 
+NO_WORKER = ("No worker is alive: queued runs wait until one starts (the app restarts its own worker; "
+             "with G2RPO_WORKER=external, start `python -m jobs.worker`).")
+
 
 def status_line(view: dict) -> str:
     run = view["run"]
@@ -23,6 +26,8 @@ def status_line(view: dict) -> str:
         parts.append(f"reward {last['reward']:.4f}" if last["reward"] is not None else "reward n/a")
         parts.append(f"{evaluations:,} model evaluations")
     line = " · ".join(parts)
+    if run["status"] == "queued" and view.get("workers_alive") is False:
+        line += f"\n\n⚠️ {NO_WORKER}"
     if run.get("error"):
         line += f"\n\n⚠️ {run['error'].strip().splitlines()[-1][:300]}"
     return line

@@ -4,44 +4,32 @@
     G2RPO_WORKER=external python app.py  # UI only: workers run `python -m jobs.worker` themselves
 
 The worker is its own process (Huey's consumer needs the main thread, and training must never
-share the UI's process); it dies with the app, and runs it was training are marked interrupted,
-resumable from their last checkpoint.
+share the UI's process); it is started again when it dies, and dies with the app; runs it was
+training are marked interrupted, resumable from their last checkpoint.
+
+uvicorn would take the client's address from X-Forwarded-For when the connection comes from
+loopback (its default FORWARDED_ALLOW_IPS): a visitor behind any local proxy, or on the machine,
+could then pick the address the login rate limit counts. The app trusts no forwarded header unless
+the operator declares proxies (G2RPO_TRUSTED_PROXIES, app/auth.py; or FORWARDED_ALLOW_IPS for uvicorn).
 """
 from __future__ import annotations
 
-import atexit
-import ctypes
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 
 log = logging.getLogger("app")
 
 
-def _die_with_parent() -> None:  # runs in the worker before exec: SIGTERM it if the app dies, even by SIGKILL
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def start_worker() -> subprocess.Popen | None:
+def start_worker():
+    """The embedded worker, restarted when it dies (app/embedded_worker.py); None with G2RPO_WORKER=external."""
     if os.environ.get("G2RPO_WORKER", "embedded") == "external":
         log.info("G2RPO_WORKER=external: not starting a worker; run `python -m jobs.worker`")
         return None
-    worker = subprocess.Popen([sys.executable, "-m", "jobs.worker"], preexec_fn=_die_with_parent)
+    from app.embedded_worker import EmbeddedWorker
 
-    def stop():
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGINT)  # graceful: the running job is stopped and marked interrupted
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-
-    atexit.register(stop)
-    return worker
+    return EmbeddedWorker().start()
 
 
 def free_port() -> int:
@@ -54,6 +42,7 @@ def serve(host: str, port: int, block: bool = True, quiet: bool = False):
     """Build the UI and serve it; with block=False return the running Blocks (tests, benchmarks)."""
     from app.ui import build_demo, launch_options
 
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")  # read by uvicorn: trust no proxy unless declared
     demo = build_demo()
     demo.queue(default_concurrency_limit=8)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=quiet, **launch_options())

@@ -48,6 +48,7 @@ def build_demo() -> gr.Blocks:
 
         demo.load(fresh_choices, None, [monitor["run"], compare["run"], compare["run_b"], overlay["runs"]],
                   api_visibility="private")
+        demo.load(launch_tab.worker_line, None, launch["workers"], api_visibility="private")
         launch["run_id"].change(show_run, launch["run_id"], [monitor["run"], compare["run"], tabs],
                                 api_visibility="private")
         runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],
@@ -61,7 +62,14 @@ def launch_options() -> dict:
     Nothing is served from the data folder (database, queue, logs, checkpoints): it is blocked, and
     never in allowed_paths. Handlers hand Gradio pixels (samples, comparisons) or an export written
     to a temporary folder, which Gradio copies into its own cache and serves from there."""
+    from starlette.middleware import Middleware
+
+    from app.http_limits import BodyLimit, max_upload_bytes
     from jobs import settings
 
     return {"theme": gr.themes.Soft(), "css_paths": [STATIC / "style.css"], "allowed_paths": [],
-            "blocked_paths": [str(settings.data_dir())]}
+            "blocked_paths": [str(settings.data_dir())],
+            # bodies and uploads bounded before they are read (app/http_limits.py); Gradio's own upload
+            # bound too, in case a route of its bypasses the middleware
+            "app_kwargs": {"middleware": [Middleware(BodyLimit)]}, "max_file_size": max(1, max_upload_bytes()),
+            "enable_monitoring": False}  # Gradio's traffic dashboard (/monitoring) is not for strangers

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import delete as sql_delete, func, select
 
-from jobs import db, queries, runs, settings
+from jobs import db, heartbeat, queries, runs, settings
 from jobs.hub import HubError  # noqa: F401  (re-exported for callers)
 from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
 from jobs.settings import StorageError  # noqa: F401  (re-exported for callers)
@@ -180,6 +180,11 @@ def queue_position(run_id: int) -> dict:
         ahead = s.scalar(select(func.count()).where(Run.status == "queued", Run.id < run_id))
         running = s.scalar(select(func.count()).where(Run.status == "running"))
     return {"ahead": ahead, "running": running}
+
+
+def workers_alive() -> int:
+    """Job slots of the workers whose heartbeat is recent (0: queued runs wait for a worker to start)."""
+    return heartbeat.alive_slots()
 
 
 def cancel(run_id: int) -> str:

@@ -155,3 +155,13 @@ class Evaluation(SQLModel, table=True):
     seeds: int = 0
     scores: dict = Field(sa_column=Column(JSON, nullable=False))  # {reward name: mean}
     created_at: datetime = timestamp(now=True)
+
+
+class WorkerBeat(SQLModel, table=True):
+    """A worker's heartbeat: the app shows whether any worker is alive, and says so when a run is
+    submitted while none is (an external worker on another machine reports here too)."""
+    __tablename__ = "workers"
+    id: str = Field(primary_key=True)  # "<host>:<pid>:<random>", unique per worker start
+    slots: int = 1
+    started_at: datetime = timestamp(now=True)
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(), nullable=False, index=True))

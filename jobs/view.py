@@ -52,6 +52,10 @@ def poll(view: dict | None, run_id: int | None) -> tuple[dict, bool]:
         view["evaluations"] = api.queries.evaluations(run_id)
         view["samples"] = api.samples(run_id, newest=GALLERY)
         view["checkpoints"] = api.checkpoints(run_id, evaluated=True)
+    if run["status"] == "queued":  # waiting: say so when no worker is alive to pick it up
+        alive = api.workers_alive() > 0
+        changed = changed or view.get("workers_alive") != alive
+        view["workers_alive"] = alive
     view["run"] = run
     return view, changed
 

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from jobs import db, queue, runs, settings, supervise
+from jobs import db, heartbeat, queue, runs, settings, supervise
 
 DATABASE_CHECK_S = 1.0
 
@@ -73,10 +73,19 @@ def main(argv=None) -> int:
                                     initial_delay=0.1, backoff=1.15, max_delay=1.0)
     supervise.stop_flag = consumer.stop_flag  # a running job stops its child when the worker stops
     gone = watch_database(log)
+    stopped = threading.Event()
+    worker_id = heartbeat.start(len(gpus), stopped)  # the app shows whether a worker is alive
     log.info("worker ready: %d slot(s), data in %s, queue %s", len(gpus), settings.data_dir(),
              settings.queue_url() or "sqlite")
-    consumer.run()
-    supervise.wait_idle(supervise.GRACE_S + 2)  # SIGTERM does not wait for the workers: we do
+    try:
+        consumer.run()
+        supervise.wait_idle(supervise.GRACE_S + 2)  # SIGTERM does not wait for the workers: we do
+    finally:
+        stopped.set()
+        try:
+            heartbeat.forget(worker_id)
+        except Exception as err:  # the database is gone: the row goes stale on its own
+            log.warning("heartbeat not removed: %s", err)
     return 1 if gone.is_set() else 0
 
 

@@ -16,7 +16,6 @@ Checkpoints written before checksums existed are checked by loading their files 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from engine.checksums import CHECKSUMS, mismatch, write_checksums
 from engine.errors import CheckpointError
 from engine.model_card import CARD
 from engine.models.base import FlowModel
@@ -38,7 +38,6 @@ TRAINABLE = "trainable.safetensors"
 TRANSFORMER = "transformer"
 FULL_WEIGHTS = "diffusion_pytorch_model{suffix}.safetensors"  # diffusers' names, so from_pretrained loads it
 TRAINING_STATE = "training_state.pt"
-CHECKSUMS = "checksums.json"
 NAME = re.compile(r"iter_\d{6}")
 
 
@@ -57,39 +56,15 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def write_checksums(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != CHECKSUMS)
-    sums = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files}
-    (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1))
-
-
 def corruption(folder: Path, lora: bool) -> str | None:
     """Why checkpoint `folder` cannot be resumed from, or None when it is intact."""
     needed = [TRAINING_STATE, TRAINABLE if lora else TRANSFORMER]
     missing = [name for name in needed if not (folder / name).exists()]
     if missing:
         return f"{', '.join(missing)} missing"
-    listed = folder / CHECKSUMS
-    if not listed.exists():
+    if not (folder / CHECKSUMS).exists():
         return _unloadable(folder, lora)  # written before checksums: can its files be read?
-    try:
-        sums = json.loads(listed.read_text())
-    except (OSError, ValueError):
-        return f"{CHECKSUMS} unreadable"
-    for name, expected in sums.items():
-        path = folder / name
-        if not path.exists():
-            return f"{name} missing"
-        if path.stat().st_size != expected["bytes"]:
-            return f"{name} has {path.stat().st_size:,} bytes, {expected['bytes']:,} were written"
-        if _sha256(path) != expected["sha256"]:
-            return f"{name} does not match its checksum"
-    return None
+    return mismatch(folder)
 
 
 def _unloadable(folder: Path, lora: bool) -> str | None:

@@ -212,12 +212,18 @@ def resume(run_id: int, overrides=()) -> None:
 
 
 def resume_point(run_id: int) -> dict:
-    """What a resume would redo: {"done": iterations recorded, "start": iterations its newest
-    checkpoint holds (where training restarts; 0 without one), "redo": done - start}."""
+    """What a resume would redo: {"done": iterations recorded, "start": iterations its newest intact
+    checkpoint holds (where training restarts, as the trainer picks it: a newer one whose files
+    differ from their checksums is skipped; 0 without one), "redo": done - start}."""
+    from engine.checksums import mismatch
+
     run = _run(run_id)
     done = 0 if run.last_iteration is None else run.last_iteration + 1
     with db.session() as s:
-        start = s.scalar(select(func.max(Checkpoint.trained)).where(Checkpoint.run_id == run_id)) or 0
+        saved = s.execute(select(Checkpoint.trained, Checkpoint.path).where(Checkpoint.run_id == run_id)
+                          .order_by(Checkpoint.trained.desc())).all()
+    folder = settings.run_dir(run_id)
+    start = next((trained for trained, path in saved if (folder / path).is_dir() and mismatch(folder / path) is None), 0)
     start = min(start, done)
     return {"done": done, "start": start, "redo": done - start}
 

@@ -6,7 +6,8 @@ import gradio as gr
 import pytest
 
 from app import compare_tab, errors, monitor, monitor_tab, runs_tab
-from jobs import api, runs
+from engine.checksums import write_checksums
+from jobs import api, runs, settings
 from jobs.models import utcnow
 from jobs.sink import RunSink
 from jobs.testing import fake_config, fake_record
@@ -18,6 +19,11 @@ def stored_run(iterations_done: int, checkpoint_at=(), status="cancelled", plann
     sink.begin(0)
     for it in range(iterations_done):
         sink.write(fake_record(it, k=2, lambdas=2, group=3, checkpoint=it + 1 in checkpoint_at))
+        if it + 1 in checkpoint_at:  # the folder a resume reads, with its checksums
+            folder = settings.run_dir(run_id) / f"checkpoints/iter_{it + 1:06d}"
+            folder.mkdir(parents=True)
+            (folder / "trainable.safetensors").write_bytes(b"weights")
+            write_checksums(folder)
     runs._transition(run_id, ("queued",), status=status, heartbeat_at=utcnow())  # beating: not interrupted
     return run_id
 
@@ -33,8 +39,12 @@ def test_resume_says_how_many_iterations_will_be_redone(store):
     assert "7 of the 7 iterations done (1–7) will be redone" in about
     message = runs_tab.resume(None, True, run_id)
     assert message.startswith(f"Run #{run_id} queued again; it restarts from iteration 0") and "7 of the 7" in message
-    later = stored_run(12, checkpoint_at=(10,))
+    later = stored_run(12, checkpoint_at=(5, 10))
     assert "its checkpoint after 10 iterations, so 2 of the 12 iterations done (11–12)" in runs_tab.redo_note(later)
+    (settings.run_dir(later) / "checkpoints/iter_000010/trainable.safetensors").write_bytes(b"weightz")
+    assert "its checkpoint after 5 iterations, so 7 of the 12" in runs_tab.redo_note(later)  # corrupt: skipped
+    finished = stored_run(12, checkpoint_at=(12,))
+    assert "nothing is redone" in runs_tab.redo_note(finished)
 
 
 def test_buttons_follow_the_run_state(store):

@@ -107,11 +107,12 @@ def show(view: dict, iteration, prompt, k) -> str:
 
 def choices(view: dict, iteration, prompt, k) -> tuple:
     """The prompt and k dropdowns for a stored iteration (keeping the chosen values where it has them)."""
-    iteration = _whole(iteration)
+    iteration, meta = _whole(iteration), None
     try:
-        meta = branches.numbers(branches.run_folder(view["run_id"]), iteration)["meta"] if iteration is not None else None
+        if iteration is not None:
+            meta = branches.numbers(branches.run_folder(view["run_id"]), iteration)["meta"]
     except branches.BranchError:
-        meta = None
+        pass
     if meta is None:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
     prompts = [(f"{i}: {text}", i) for i, text in enumerate(meta["prompts"])]

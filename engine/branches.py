@@ -77,7 +77,7 @@ class BranchWriter:
 
     def __init__(self, run_dir: Path, every: int, reward_names: list[str], is_main: bool, start_iteration: int = 0):
         self.run_dir, self.every, self.reward_names, self.is_main = Path(run_dir), every, reward_names, is_main
-        if is_main and start_iteration > 0:  # a resumed run redoes these iterations: drop what they kept
+        if is_main:  # a resumed run redoes these iterations (a new one all of them): drop what they kept
             for it in stored_iterations(self.run_dir):
                 if it >= start_iteration:
                     shutil.rmtree(iteration_dir(self.run_dir, it), ignore_errors=True)

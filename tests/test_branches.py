@@ -76,7 +76,8 @@ def test_ranking_puts_ties_in_member_order_and_a_non_finite_advantage_last():
 def test_large_images_are_kept_as_128_pixel_jpegs(tmp_path):
     images = coded_images(side=512)
     BranchWriter(tmp_path, 1, ["hps"], is_main=True).write(0, images, (L, K, P, G), 0, ["a", "b"], record())
-    assert sorted(p.name for p in iteration_dir(tmp_path, 0).iterdir()) == [NUMBERS, "prompt_0000.jpg", "prompt_0001.jpg"]
+    kept = sorted(p.name for p in iteration_dir(tmp_path, 0).iterdir())
+    assert kept == [NUMBERS, "prompt_0000.jpg", "prompt_0001.jpg"]
     finish = branches.group(tmp_path, 0, 1, 2)["members"][0]["finishes"][1]
     assert finish["image"].size == (128, 128)
     member = branches.group(tmp_path, 0, 1, 2)["members"][0]["member"]
@@ -108,7 +109,8 @@ def test_a_second_process_writes_only_its_own_prompts_mosaics(tmp_path):
 
 
 def test_bad_choices_get_one_line_and_the_cadence_is_validated(tmp_path):
-    BranchWriter(tmp_path, 1, ["adherence"], is_main=True).write(4, coded_images(), (L, K, P, G), 0, ["a", "b"], record())
+    writer = BranchWriter(tmp_path, 1, ["adherence"], is_main=True)
+    writer.write(4, coded_images(), (L, K, P, G), 0, ["a", "b"], record())
     for args, message in (((5, 0, 0), r"iteration 5 has no stored branches \(stored: 4\)"),
                           ((4, 2, 0), "no prompt 2 at iteration 4"),
                           ((4, 0, 1), r"k = 1 is not a branch step of this run \(0, 2, 5\)")):
@@ -160,10 +162,15 @@ def test_no_branches_when_off_or_for_a_method_that_does_not_branch(small_config,
 
 
 def test_a_resumed_run_drops_the_branches_of_the_iterations_it_redoes(tmp_path):
+    writer = BranchWriter(tmp_path, 2, ["r"], is_main=True)
     for it in (0, 2, 4):
-        BranchWriter(tmp_path, 2, ["r"], is_main=True).write(it, coded_images(), (L, K, P, G), 0, ["a", "b"], record())
+        writer.write(it, coded_images(), (L, K, P, G), 0, ["a", "b"], record())
+    BranchWriter(tmp_path, 2, ["r"], is_main=False, start_iteration=2)  # only the main process deletes
+    assert stored_iterations(tmp_path) == [0, 2, 4]
     BranchWriter(tmp_path, 2, ["r"], is_main=True, start_iteration=2)
     assert stored_iterations(tmp_path) == [0]
+    BranchWriter(tmp_path, 2, ["r"], is_main=True)  # a new run in the same folder: nothing of the old one
+    assert not (tmp_path / "branches" / "iter_000000").exists()
 
 
 # --- the Monitor's view ----------------------------------------------------------------------------

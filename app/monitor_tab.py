@@ -1,4 +1,4 @@
-"""Monitor: a run's curves, where its reward comes from step by step, and its samples, live.
+"""Monitor: a run's curves, where its reward comes from step by step, its branches, and its samples, live.
 
 A gr.Timer polls every two seconds; figures are rebuilt and sent only when the run moved. The
 attribution views (G²RPO only) read the per-step statistics the worker stores each iteration.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import attribution, curves, figures, monitor, samples_grid
+from app import attribution, branches, curves, figures, monitor, samples_grid
 from engine.config import BRANCHING
 from app.errors import user_errors
 from app.runs_tab import run_choices, selected_id
@@ -192,6 +192,7 @@ def build() -> dict:
             members = gr.Plot(label="Mixed advantage per member and step", elem_id="member-heatmap")
             granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
         agreement = gr.Plot(label="Agreement between granularities over the run")
+        explorer = branches.build()
     diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
     gr.Markdown("### Samples: each sample prompt, base beside the chosen iteration (fixed noise)")
     with gr.Row():
@@ -204,6 +205,7 @@ def build() -> dict:
     samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))
+    branches.wire(explorer, view)
     controls = [x_axis, smoothing, step_value, iteration, window, prompt, k, at, follow]
     outputs = [view, status, warning, rewards, steps, summary, members, granularities, agreement, diagnostics,
                gallery, attribution_views, k, grid, at, run]

@@ -150,6 +150,9 @@ class TrainConfig:
     checkpoint_every: Count = 10
     sample_every: Count = 10
     eval_every: Annotated[Int, at_least(0, "must be >= 0 (0: no evaluation)")] = 0  # score eval_prompts this often; base first
+    # G²RPO and E-GRPO: keep every member's images at every (prompt, k, λ) this often, from iteration 0,
+    # for the Monitor's branch explorer (engine/branches.py; bytes per iteration in docs/scale.md); 0: never
+    branch_every: Annotated[Int, at_least(0, "must be >= 0 (0: branches not stored)")] = 10
     # Rows of the fixed probe batch on which every iteration records how far the policy moved
     # (relative change of the velocity against the base model); 0 records nothing.
     movement_probe: Annotated[Int, at_least(0, "must be >= 0 (0: not recorded)"), limited("movement_probe")] = 8

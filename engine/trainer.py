@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from engine import tracking
 from engine.algorithms import build_algorithm
 from engine.attribution import member_components
+from engine.branches import BranchWriter
 from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
 from engine.config import Config, ConfigError
@@ -125,6 +126,9 @@ class Trainer:
         if sink is None and self.is_main:
             sink = JsonlSink(self.out_dir / "records.jsonl", self.start_iteration)
         self.sink = sink
+        # G²RPO's branches, every train.branch_every iterations, for the Monitor's branch explorer
+        self.branches = BranchWriter(self.out_dir, t.branch_every, [r.name for r in self.rewards], self.is_main,
+                                     self.start_iteration)
         self.tracking = tracking.Tracking(self.accelerator, cfg.to_dict(), self.out_dir, run_name or self.out_dir.name)
         # What the LoRA's model card says the run measured (engine/model_card.py), from the records kept so far
         self.card_facts = (CardFacts.from_jsonl(self.out_dir / "records.jsonl", self.start_iteration)
@@ -357,6 +361,8 @@ class Trainer:
         record["time"] = {"rollout": t_rollout - start, "reward": t_reward - t_rollout, "train": t_train - t_reward,
                           "model_calls": runner.seconds, "rollout_model_calls": rollout_model_s, "total": end - start}
         self.require_finite_record(record, it)
+        if "g2rpo" in record and self.branches.due(it):
+            self.branches.write(it, rollout.images, rollout.groups, first, batch, record["g2rpo"])
         if self.sink is not None:
             self.sink.write(record)
         self.tracking.log(record)

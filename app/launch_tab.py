@@ -10,7 +10,7 @@ import gradio as gr
 from app import auth, cost, forms
 from app.errors import one_line, user_errors
 from app.monitor import NO_WORKER
-from engine.config import ALGORITHMS
+from engine.config import ALGORITHMS, ConfigError, parse_config
 from engine.models import model_names
 
 
@@ -30,8 +30,6 @@ def _component(f: forms.Field, value, algorithm: str):
 
 
 def queue_message(run_id: int) -> str:
-    from engine.config import parse_config
-    from engine.estimate import estimate
     from jobs import api
 
     where = api.queue_position(run_id)
@@ -42,11 +40,10 @@ def queue_message(run_id: int) -> str:
     else:
         place = (f"position {where['ahead'] + 1} in the queue: {where['ahead']} queued before it, "
                  f"{where['running']} running")
-    try:
-        cost = f" Estimated: {estimate(parse_config(api.get_run(run_id)['config'])).describe()}."
-    except api.ConfigError:  # a limit lowered since: the run is queued all the same
-        cost = ""
-    return f"✅ Queued run **#{run_id}**: {place}.{cost} Watch it in **Monitor**."
+    predicted = api.get_run(run_id).get("estimate")
+    cost_note = (f" Expected to take {cost.span(predicted)} once it starts ({predicted['basis']})."
+                 if predicted else "")
+    return f"✅ Queued run **#{run_id}**: {place}.{cost_note} Watch it in **Monitor**."
 
 
 def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: str, *values) -> tuple[str, int]:
@@ -59,6 +56,12 @@ def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name:
     config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
         raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
+    try:
+        no_gpu = cost.gpu_problem(parse_config(config))
+    except ConfigError:
+        no_gpu = None  # api.submit below names the problem
+    if no_gpu:
+        raise gr.Error(f"Not queued: {no_gpu}")
     try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
         run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.default_name(config))
     except (api.ConfigError, api.QueueError) as err:

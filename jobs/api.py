@@ -68,9 +68,13 @@ def check_config(config: str | Path | dict | None, overrides=()) -> dict:
 def submit(config: str | Path | dict | None, overrides=(), name: str = "") -> int:
     """Validate a config (a YAML path, a dict, or None for the defaults), store the run, queue it.
     Returns the run id."""
+    from engine.config import parse_config
+    from jobs.forecast import forecast
+
     resolved = check_config(config, overrides)
     _room_in_queue()
-    run_id = runs.create(resolved, name or (Path(config).stem if isinstance(config, (str, Path)) else ""))
+    run_id = runs.create(resolved, name or (Path(config).stem if isinstance(config, (str, Path)) else ""),
+                         estimate=forecast(parse_config(resolved)))
     _enqueue(run_id)
     return run_id
 
@@ -180,6 +184,11 @@ def queue_position(run_id: int) -> dict:
         ahead = s.scalar(select(func.count()).where(Run.status == "queued", Run.id < run_id))
         running = s.scalar(select(func.count()).where(Run.status == "running"))
     return {"ahead": ahead, "running": running}
+
+
+def live_workers() -> list[dict]:
+    """The workers whose heartbeat is recent: [{"slots", "device", "gpu_memory"}] (no host names)."""
+    return [{"slots": w.slots, "device": w.device, "gpu_memory": w.gpu_memory} for w in heartbeat.alive()]
 
 
 def workers_alive() -> int:

@@ -29,11 +29,11 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def beat(worker_id: str, slots: int = 1) -> None:
+def beat(worker_id: str, slots: int = 1, device: str = "cpu", gpu_memory: int | None = None) -> None:
     with db.session() as s:
         row = s.get(WorkerBeat, worker_id)
         if row is None:
-            s.add(WorkerBeat(id=worker_id, slots=slots))
+            s.add(WorkerBeat(id=worker_id, slots=slots, device=device, gpu_memory=gpu_memory))
         else:
             row.seen_at = utcnow()
             s.add(row)
@@ -47,17 +47,23 @@ def forget(worker_id: str) -> None:
         s.commit()
 
 
-def alive_slots(stale_s: float = STALE_S) -> int:
-    """Job slots of the workers that beat within the last stale_s seconds (0: no worker is alive)."""
+def alive(stale_s: float = STALE_S) -> list[WorkerBeat]:
+    """The workers that beat within the last stale_s seconds."""
     with db.session() as s:
-        rows = s.exec(select(WorkerBeat).where(WorkerBeat.seen_at >= utcnow() - timedelta(seconds=stale_s))).all()
-    return sum(r.slots for r in rows)
+        return list(s.exec(select(WorkerBeat).where(WorkerBeat.seen_at >= utcnow() - timedelta(seconds=stale_s))).all())
+
+
+def alive_slots(stale_s: float = STALE_S) -> int:
+    """Job slots of the live workers (0: no worker is alive)."""
+    return sum(r.slots for r in alive(stale_s))
 
 
 def start(slots: int, stop: threading.Event) -> str:
     """Beat now and then every BEAT_S seconds from a daemon thread until `stop` is set; returns the id."""
-    worker_id = new_worker_id()
-    beat(worker_id, slots)
+    from jobs.devices import describe
+
+    worker_id, (device, gpu_memory) = new_worker_id(), describe()
+    beat(worker_id, slots, device, gpu_memory)
 
     def loop():
         while not stop.wait(BEAT_S):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
@@ -55,6 +55,7 @@ class Run(SQLModel, table=True):
     started_at: datetime | None = timestamp()
     finished_at: datetime | None = timestamp()
     heartbeat_at: datetime | None = timestamp()  # refreshed by the supervising worker every few seconds
+    estimate: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # jobs/forecast.py, at submit
 
 
 class Metric(SQLModel, table=True):
@@ -163,5 +164,7 @@ class WorkerBeat(SQLModel, table=True):
     __tablename__ = "workers"
     id: str = Field(primary_key=True)  # "<host>:<pid>:<random>", unique per worker start
     slots: int = 1
+    device: str = "cpu"  # "cpu", or the GPUs' names (jobs/devices.py)
+    gpu_memory: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # bytes, the smallest GPU's
     started_at: datetime = timestamp(now=True)
     seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(), nullable=False, index=True))

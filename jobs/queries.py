@@ -238,19 +238,24 @@ def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
     return summaries
 
 
-def measured_rate(model: str, algorithm: str, runs: int = 3, recent: int = 20) -> dict | None:
-    """Seconds per model evaluation on this machine: over the last `recent` iterations of the
-    newest `runs` runs of this model and algorithm ({"seconds_per_evaluation", "runs"}), or None."""
+def measured_rate(model: str, algorithm: str, runs: int = 3, recent: int = 20, quantile: float | None = None) -> dict | None:
+    """Seconds per model evaluation on this machine over the last `recent` iterations of the newest
+    `runs` runs of this model and algorithm ({"seconds_per_evaluation", "runs"}), or None: their
+    total over their evaluations, or with `quantile` that quantile of the iterations' own rates
+    (a low one is the machine alone: iterations slowed by other work sit above it)."""
     with db.session() as s:
         ids = s.scalars(select(Run.id).where(Run.model == model, Run.algorithm == algorithm,
                                              Run.last_iteration.is_not(None)).order_by(Run.id.desc()).limit(runs)).all()
-        seconds = evaluations = 0.0
-        for run_id in ids:
-            for spent, count in s.execute(select(Metric.seconds, Metric.model_evaluations)
-                                          .where(Metric.run_id == run_id)
-                                          .order_by(Metric.iteration.desc()).limit(recent)):
-                if spent is not None and count:
-                    seconds, evaluations = seconds + spent, evaluations + count
-    if not evaluations:
+        rows = [(spent, count) for run_id in ids
+                for spent, count in s.execute(select(Metric.seconds, Metric.model_evaluations)
+                                              .where(Metric.run_id == run_id)
+                                              .order_by(Metric.iteration.desc()).limit(recent))
+                if spent is not None and count]
+    if not rows:
         return None
-    return {"seconds_per_evaluation": seconds / evaluations, "runs": list(ids)}
+    if quantile is None:
+        rate = sum(spent for spent, _ in rows) / sum(count for _, count in rows)
+    else:
+        rates = sorted(spent / count for spent, count in rows)
+        rate = rates[min(len(rates) - 1, int(quantile * len(rates)))]
+    return {"seconds_per_evaluation": rate, "runs": list(ids)}

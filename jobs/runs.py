@@ -19,9 +19,9 @@ HOST = socket.gethostname()
 STALE_AFTER = timedelta(seconds=60)  # a running run whose worker has not beaten for this long is dead
 
 
-def create(config: dict, name: str = "") -> int:
+def create(config: dict, name: str = "", estimate: dict | None = None) -> int:
     run = Run(name=name, status="queued", algorithm=config["algorithm"]["name"], model=config["model"]["name"],
-              config=config, iterations=config["train"]["iterations"])
+              config=config, iterations=config["train"]["iterations"], estimate=estimate)
     with db.session() as s:
         s.add(run)
         s.commit()

@@ -27,7 +27,7 @@ from engine.stopping import StopRequest
 from jobs import db, settings
 from jobs.models import Checkpoint, Run
 from jobs.sink import GUARD, RunSink
-from jobs.supervise import ERROR_MARK, TRAINING_ERROR_EXIT
+from jobs.exits import ERROR_MARK, TRAINING_ERROR_EXIT
 
 STOP = StopRequest()  # SIGUSR1 (the worker's cancel) sets it: stop, keeping the last completed iteration
 

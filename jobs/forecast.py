@@ -42,10 +42,14 @@ def load_factor() -> float:
     worker shares this machine and no run of ours causes the load (a queued run waits for it)."""
     if os.environ.get("G2RPO_WORKER", "embedded") == "external":
         return 1.0
-    from jobs import api
+    from sqlalchemy import func, select
 
-    if api.list_runs(status="running", limit=1):
-        return 1.0
+    from jobs import db
+    from jobs.models import Run
+
+    with db.session() as s:
+        if s.scalar(select(func.count()).where(Run.status == "running")):
+            return 1.0
     try:
         return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
     except OSError:

@@ -17,14 +17,13 @@ import time
 import traceback
 
 from jobs import runs, settings
+from jobs.exits import ERROR_MARK, TRAINING_ERROR_EXIT
 
 POLL_S = 0.5  # how often the worker looks for a cancel request
 HEARTBEAT_S = 5.0  # how often it tells the database it is alive (runs.STALE_AFTER is far longer)
 GRACE_S = 5.0  # SIGTERM, then SIGKILL after this long
 CANCEL_GRACE_S = 20.0  # a cancel waits this long for the child to checkpoint its last iteration and exit
 PRELOAD = ["jobs.child", "jobs.queue"]  # imported once in the fork server
-TRAINING_ERROR_EXIT = 3  # the child stopped with a message for the user, the log's last ERROR_MARK line
-ERROR_MARK = "g2rpo-error: "
 
 log = logging.getLogger("jobs.worker")
 stop_flag = threading.Event()  # the worker replaces it with the consumer's: set when it shuts down

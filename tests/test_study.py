@@ -202,6 +202,16 @@ def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path,
     changed = Plan(**{**tiny_plan.__dict__, "budgets": {**tiny_plan.budgets, "iterations": 3}})  # never mixed
     with pytest.raises(ValueError, match="different plan"):
         run_plan(changed, tmp_path, progress=False)
+    # a setting that only changes what a run writes beside its results does not make it another run
+    spec_file = next(tmp_path.rglob("spec.json"))
+    spec = json.loads(spec_file.read_text())
+    spec["config"]["train"]["branch_every"] = 12345
+    spec_file.write_text(json.dumps(spec))
+    assert run_plan(tiny_plan, tmp_path, progress=False) == rows
+    spec["config"]["train"]["learning_rate"] *= 2  # ... while one that changes training does
+    spec_file.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="different plan"):
+        run_plan(tiny_plan, tmp_path, progress=False)
 
 
 def test_the_study_refuses_to_mix_runs_trained_from_different_weights(tiny_plan, tmp_path, monkeypatch):

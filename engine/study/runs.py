@@ -43,6 +43,21 @@ def run_spec(plan: Plan, reward: str, method: Method, seed: int, rate: float | N
             "seconds_per_evaluation": rate, "config": cfg.to_dict()}
 
 
+# Settings that change what a run writes beside its results, never the results: a folder trained
+# before one of them existed (or with another value) still holds the same run.
+RESULT_NEUTRAL = (("train", "branch_every"), ("train", "log_with"), ("train", "tracker_project"))
+
+
+def comparable(spec: dict) -> dict:
+    """The spec without the result-neutral settings."""
+    config = {section: dict(values) if isinstance(values, dict) else values
+              for section, values in spec.get("config", {}).items()}
+    for section, key in RESULT_NEUTRAL:
+        if isinstance(config.get(section), dict):
+            config[section].pop(key, None)
+    return {**spec, "config": config}
+
+
 def check_spec(folder: Path, spec: dict) -> None:
     path = folder / "spec.json"
     if path.exists():
@@ -51,7 +66,7 @@ def check_spec(folder: Path, spec: dict) -> None:
             raise ValueError(f"{folder} was trained from other model weights (SHA-256 "
                              f"{str(saved.get('weights_sha256'))[:12]}…, these are {str(spec['weights_sha256'])[:12]}…): "
                              "a study never mixes results from two bases; use another --out")
-        if saved != spec:
+        if comparable(saved) != comparable(spec):
             raise ValueError(f"{folder} holds a run of a different plan (budgets, seeds, overrides, calibration "
                              f"or config); use another --out, or delete that folder to redo it")
     else:

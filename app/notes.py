@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import auth
+from app import auth, escape
+from app.errors import page_error, page_text
 
 MAX_NOTES_CHARS = 4000  # as jobs.api.annotate takes (the UI imports no jobs module at import time)
 
@@ -35,6 +36,7 @@ def save(profile: gr.OAuthProfile | None, authorized: bool, run_id, notes: str, 
     try:
         saved = api.annotate(run_id, notes=str(notes or ""), tags=parse_tags(tags))
     except api.JobError as err:
-        raise gr.Error(str(err)) from None
-    tagged = f" Tags: {', '.join(saved['tags'])}." if saved["tags"] else ""
+        raise page_error(page_text(err)) from None
+    # The message line is Markdown: the tags as the text they are.
+    tagged = f" Tags: {escape.markdown(', '.join(saved['tags']))}." if saved["tags"] else ""
     return f"Run #{run_id}: notes saved.{tagged}"

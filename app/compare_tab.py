@@ -5,15 +5,16 @@ scored by the run's training and evaluation rewards.
 """
 from __future__ import annotations
 
-import math
-
 import gradio as gr
 import numpy as np
 
-from app import sampler
+from app import escape, sampler
 from app.envelopes import flat_config
-from app.errors import in_message_line, user_errors
-from app.runs_tab import selected_id, run_choices
+from app.errors import in_message_line, page_error, page_text, user_errors
+from app.numbers import whole
+from app.redact import redact
+from app.numbers import selected_id
+from app.runs_tab import run_choices
 from engine.limits import SEED_MAX, limit
 
 DISPLAY_PIXELS = 256  # small models draw 32x32: enlarged without smoothing, so pixels stay honest
@@ -33,7 +34,7 @@ def _run(run_id) -> dict:
     try:
         return api.get_run(selected_id(run_id))
     except api.JobError as err:
-        raise gr.Error(str(err)) from None
+        raise page_error(page_text(err)) from None
 
 
 def _checkpoint(run: dict, checkpoint: str | None) -> str:
@@ -72,7 +73,8 @@ def _generate(run: dict, adapters: list, prompts: list[str], seeds: list[int]) -
         return sampler.generate(model=run["config"]["model"], adapters=adapters, prompts=prompts, seeds=seeds,
                                 rewards=_rewards(run), steps=sampling["steps"], shift=sampling["shift"])
     except Exception as err:  # the sampler process failed (its own log has the traceback)
-        raise gr.Error(f"The sampler could not draw these images: {type(err).__name__}: {str(err)[:200]}") from None
+        raise page_error(f"The sampler could not draw these images: {type(err).__name__}: "
+                         f"{redact(str(err))[:200]}") from None
 
 
 def _caption(row: dict, with_prompt: bool = False) -> str:
@@ -81,18 +83,8 @@ def _caption(row: dict, with_prompt: bool = False) -> str:
     return "\n".join(lines + [f"{k} {v:.3f}" for k, v in row["scores"].items()])
 
 
-def _whole(value, low: int, high: int, what: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
-        raise gr.Error(f"The {what} must be a whole number in {low:,} .. {high:,}, got {str(value)[:30]}.")
-    return int(number)
-
-
 def _seeds(seed, count=1) -> list[int]:
-    seed, count = _whole(seed, 0, SEED_MAX, "seed"), _whole(count, 1, MAX_SEEDS, "number of seeds")
+    seed, count = whole(seed, 0, SEED_MAX, "The seed"), whole(count, 1, MAX_SEEDS, "The number of seeds")
     if seed + count - 1 > SEED_MAX:
         raise gr.Error(f"Seeds go up to {SEED_MAX:,}.")
     return list(range(seed, seed + count))
@@ -142,7 +134,7 @@ def config_diff(run_a, run_b) -> str:
     keys = [k for k in dict.fromkeys([*flat_a, *flat_b]) if flat_a.get(k) != flat_b.get(k)]
     if not keys:
         return f"Runs #{a['id']} and #{b['id']} have the same config."
-    show = lambda v: "–" if v is None else str(v)[:80].replace("|", "/")  # noqa: E731
+    show = lambda v: "–" if v is None else escape.markdown(str(v)[:80])  # noqa: E731  (prompts, paths: text)
     rows = [f"| setting | #{a['id']} | #{b['id']} |", "| --- | --- | --- |"]
     rows += [f"| `{k}` | {show(flat_a.get(k))} | {show(flat_b.get(k))} |" for k in keys]
     return "\n".join(rows)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
+from app import escape
 from app.figures import X_TITLES, _empty, reward_value, _eval_trace, _layout, _line, _translucent, _x_positions, colour
 
 BANDS = ("min–max", "± std")
@@ -115,7 +116,7 @@ def figure(runs: Sequence[dict], x: str = "iteration", reward: str = "total", ba
     _x_positions([], x)  # an invalid x is refused even with nothing to draw
     fig = go.Figure()
     for i, group in enumerate(groups(runs)):
-        label = group_label(group)
+        label = escape.plot(group_label(group))  # runs' names are the text they are, never links
         if len(group) == 1:
             run = group[0]
             metrics = run.get("metrics") or []

@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from app import escape
+
 PALETTE = qualitative.Plotly
 UIREVISION = "g2rpo"  # constant: plotly keeps zoom/pan/legend state while this does not change
 TRANSPARENT = "rgba(0,0,0,0)"
@@ -120,7 +122,7 @@ def _short(heat: dict, prompt: int, limit: int = 60) -> str:
     """The prompt's text, cut to fit a title."""
     prompts = heat.get("prompts") or []
     text = str(prompts[prompt]) if prompt < len(prompts) else ""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return escape.plot(text if len(text) <= limit else text[:limit - 1] + "…")  # a prompt is no markup
 
 
 # --- training progress ----------------------------------------------------------------------------
@@ -144,12 +146,12 @@ def overlay(runs: Sequence[dict], x: str = "iteration", reward: str | None = Non
     for i, run in enumerate(runs):
         metrics = run.get("metrics") or []
         xs, at = _x_positions(metrics, x)
+        label = escape.plot(run["label"])  # a run's name is the text it is, never a link
         if metrics:
-            fig.add_trace(_line(xs, [reward_value(m, reward) for m in metrics], run["label"], colour(i),
-                                legendgroup=run["label"]))
-        trace = _eval_trace(run.get("evaluations") or (), reward, at, f"{run['label']} (eval)", colour(i))
+            fig.add_trace(_line(xs, [reward_value(m, reward) for m in metrics], label, colour(i), legendgroup=label))
+        trace = _eval_trace(run.get("evaluations") or (), reward, at, f"{label} (eval)", colour(i))
         if trace is not None:
-            trace.legendgroup = run["label"]
+            trace.legendgroup = label
             fig.add_trace(trace)
     if not fig.data:
         return _empty()

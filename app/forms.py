@@ -9,15 +9,13 @@ Each problem is shown at the field it names. Nothing here imports torch.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from engine.config import ConfigError, parse_config
-from engine.limits import excerpt, limit
+from app.numbers import number, shown
+from engine.config import ConfigError, parse_config, read_yaml
+from engine.limits import limit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
@@ -95,7 +93,7 @@ def applies(key: str, algorithm: str) -> bool:
 def preset_config(label: str) -> dict:
     if label not in PRESETS:
         raise ConfigError(f"unknown preset {label!r}; known: {', '.join(PRESETS)}")
-    return yaml.safe_load((CONFIGS / PRESETS[label]).read_text()) or {}
+    return read_yaml(CONFIGS / PRESETS[label])
 
 
 def _get(config: dict, path: str):
@@ -141,16 +139,17 @@ def _parse(f: Field, raw):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise ValueError("a number is needed")
         try:
-            number = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"a number is needed, got {excerpt(raw)}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"a finite number is needed, got {raw}")
+            value = number(raw)  # ints stay exact, however large: the config's bounds name the limit
+        except ValueError as needed:
+            raise ValueError(f"{needed} is needed, got {shown(raw)}") from None
         if f.kind == "int":
-            if number != int(number):
-                raise ValueError(f"a whole number is needed, got {raw}")
-            return int(number)
-        return number
+            if not isinstance(value, int):
+                raise ValueError(f"a whole number is needed, got {shown(raw)}")
+            return value
+        try:
+            return float(value)
+        except OverflowError:  # an int past the largest float
+            raise ValueError(f"a finite number is needed, got {shown(raw)}") from None
     if f.kind == "ints":
         items = [s for s in re.split(r"[,\s]+", str(raw or "").strip()) if s]
         try:

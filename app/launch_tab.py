@@ -8,8 +8,9 @@ from __future__ import annotations
 import gradio as gr
 
 from app import auth, cost, forms
-from app.errors import one_line, user_errors
+from app.errors import page_error, page_text, user_errors
 from app.monitor import NO_WORKER
+from app.redact import redact
 from engine.config import ALGORITHMS, ConfigError, parse_config
 from engine.models import model_names
 
@@ -55,17 +56,17 @@ def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name:
         raise gr.Error(f"Not queued: unknown preset; known: {', '.join(forms.PRESETS)}")
     config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
-        raise gr.Error("Not queued: " + "; ".join(f"{k}: {m}" for k, m in errors.items()))
+        raise page_error("Not queued: " + "; ".join(f"{k}: {redact(m)}" for k, m in errors.items()))
     try:
         no_gpu = cost.gpu_problem(parse_config(config))
     except ConfigError:
         no_gpu = None  # api.submit below names the problem
     if no_gpu:
-        raise gr.Error(f"Not queued: {no_gpu}")
+        raise page_error(f"Not queued: {no_gpu}")
     try:  # api.submit validates with the CLI's rules (the validator above showed them per field)
         run_id = api.submit(config, name=str(name or "").strip()[:200] or forms.default_name(config))
     except (api.ConfigError, api.QueueError) as err:
-        raise gr.Error(f"Not queued: {one_line(err)}") from None
+        raise page_error(f"Not queued: {page_text(err)}") from None
     return queue_message(run_id), run_id
 
 
@@ -75,6 +76,7 @@ def validate_form(authorized: bool, preset: str, name: str, *values):
         errors = {"": f"unknown preset; known: {', '.join(forms.PRESETS)}"}
     else:
         _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
+    errors = {key: redact(message) for key, message in errors.items()}  # a refused path lists this machine's folders
     general = errors.pop("", None)
     return [gr.validate(True, ""), gr.validate(general is None, general or ""), gr.validate(True, "")] + [
         gr.validate(key not in errors, errors.get(key, "")) for key in forms.KEYS]

@@ -6,68 +6,25 @@ repository, CUDA_VISIBLE_DEVICES) and could quote a secret an error message carr
 with its password, a token), while a public Space serves each visitor only what a page needs. So:
 - when a login is configured (G2RPO_PASSWORD, or Hugging Face sign-in) only a logged-in session
   reads it; the page tells others why it is hidden, the API's /log refuses them;
-- what is shown is redacted for everyone: the run folder, the data folder, the repository, the
-  Python installation and the home folder become <run>, <data>, <app>, <python>, ~; any other
-  absolute path keeps only its last folder and file; values of the environment's secrets
-  (*TOKEN*, *SECRET*, *PASSWORD*, *KEY*, *CREDENTIAL*), Hugging Face tokens and the credentials
-  in URLs become [redacted];
+- what is shown is redacted for everyone, by the rule every page follows (app/redact.py): the run
+  folder, the data folder, the repository, the Python installation and the home folder become
+  <run>, <data>, <app>, <python>, ~; other absolute paths keep only their last folder; secrets,
+  tokens and the credentials in URLs become [redacted];
 - it is bounded: the last MAX_BYTES of the file, at most MAX_LINES lines of LINE_CHARS characters.
 """
 from __future__ import annotations
 
-import os
-import re
-import site
-import sys
-from pathlib import Path
-
 import gradio as gr
 
-from app import auth
+from app import auth, numbers
+from app.redact import redact
 
 MAX_BYTES = 64_000
 MAX_LINES = 200
 DEFAULT_LINES = 40
 LINE_CHARS = 400
-REPO = Path(__file__).resolve().parent.parent
-SECRET_NAMES = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL", re.IGNORECASE)
-HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
-URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.IGNORECASE)
-ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~<>-])/(?:[^\s/'\"]+/)+")  # the folders of an absolute path
 HIDDEN = ("Log in to read the run's log: it names files and settings of this machine, so with a login "
           "configured only logged-in users see it.")
-
-
-def _places(run_id: int) -> list[tuple[str, str]]:
-    """(folder, what to call it), longest first: the most specific name wins."""
-    from jobs import settings
-
-    places = [(settings.run_dir(run_id), "<run>"), (settings.data_dir(), "<data>"), (REPO, "<app>"),
-              (Path(sys.prefix), "<python>"), (Path(sys.base_prefix), "<python>"), (Path.home(), "~")]
-    places += [(Path(p), "<python>") for p in site.getsitepackages()]
-    named = {}
-    for folder, name in places:
-        for spelling in {str(folder), str(Path(folder).resolve())}:
-            if len(spelling) > 1:
-                named.setdefault(spelling.rstrip("/"), name)
-    return sorted(named.items(), key=lambda item: -len(item[0]))
-
-
-def redact(text: str, run_id: int) -> str:
-    """The log as a visitor may read it (see the module's docstring)."""
-    for name, value in os.environ.items():
-        if SECRET_NAMES.search(name) and len(value) >= 6:
-            text = text.replace(value, "[redacted]")
-    text = HF_TOKEN.sub("hf_[redacted]", text)
-    text = URL_CREDENTIALS.sub(r"\1[redacted]@", text)
-    for folder, name in _places(run_id):
-        text = re.sub(re.escape(folder) + r"(?=/|\b|$)", name, text)
-
-    def shorten(match: re.Match) -> str:  # /a/b/c/ -> …/c/
-        folders = match.group(0).strip("/").split("/")
-        return f"…/{folders[-1]}/"
-
-    return ABSOLUTE_PATH.sub(shorten, text)
 
 
 def tail(run_id: int, lines: int = DEFAULT_LINES) -> str:
@@ -83,18 +40,12 @@ def tail(run_id: int, lines: int = DEFAULT_LINES) -> str:
 
 
 def _lines(lines) -> int:
-    try:
-        number = float(lines)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if number != number or number != int(number) or not 1 <= number <= MAX_LINES:
-        raise gr.Error(f"Lines: a whole number from 1 to {MAX_LINES}, not {str(lines)[:20]!r}.")
-    return int(number)
+    return numbers.whole(lines, 1, MAX_LINES, "Lines")
 
 
 def log_api(profile: gr.OAuthProfile | None, authorized: bool, run_id, lines=DEFAULT_LINES) -> str:
     """API /log: the selected run's log tail; refused without the login when one is configured."""
-    from app.runs_tab import selected_id
+    from app.numbers import selected_id
     from jobs import api
 
     auth.guard(authorized, profile)

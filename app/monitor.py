@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app import escape
+from app.redact import redact
 from engine.rewards import held_out_rewards
 from jobs import settings
 from jobs.view import GALLERY, new_view, poll  # noqa: F401  (the tab's view, re-exported)
@@ -18,8 +20,8 @@ def status_line(view: dict) -> str:
     if run is None:
         return "Select a run (or launch one)."
     done = 0 if run["last_iteration"] is None else run["last_iteration"] + 1
-    parts = [f"**Run #{run['id']}** {run['name']}", f"{run['algorithm']} on {run['model']}", f"**{run['status']}**",
-             f"{done}/{run['iterations']} iterations"]
+    parts = [f"**Run #{run['id']}** {escape.markdown(run['name'])}", f"{run['algorithm']} on {run['model']}",
+             f"**{run['status']}**", f"{done}/{run['iterations']} iterations"]
     if view["metrics"]:
         last = view.get("latest") or view["metrics"][-1]
         evaluations = sum(m["model_evaluations"] for m in view["metrics"])  # a row's total over its iterations
@@ -29,8 +31,17 @@ def status_line(view: dict) -> str:
     if run["status"] == "queued" and view.get("workers_alive") is False:
         line += f"\n\n⚠️ {NO_WORKER}"
     if run.get("error"):
-        line += f"\n\n⚠️ {run['error'].strip().splitlines()[-1][:300]}"
+        line += f"\n\n⚠️ {escape.markdown(error_line(run))}"
     return line
+
+
+def error_line(run: dict) -> str:
+    """A run's error in one redacted line: its first line, which says what happened ("training
+    process killed by SIGKILL ..."), and when that line introduces more (a log's end, a
+    traceback: it ends with ':'), the last line of it too."""
+    lines = [line.strip() for line in run["error"].strip().splitlines() if line.strip()] or [""]
+    text = f"{lines[0]} … {lines[-1]}" if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+    return redact(text, run["id"])[:300]
 
 
 def held_out(view: dict) -> set[str]:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import attribution, branches, curves, figures, monitor, samples_grid
+from app import attribution, branches, curves, figures, monitor, numbers, samples_grid
 from engine.config import BRANCHING
 from app.errors import user_errors
-from app.runs_tab import run_choices, selected_id
+from app.numbers import selected_id
+from app.runs_tab import run_choices
 
 X_AXES = {"iteration": "iteration", "model evaluations": "model_evaluations", "wall time": "seconds"}
 STEP_VALUES = {"variance share per step (%)": "share", "mean |advantage|": "abs_advantage",
@@ -53,17 +54,11 @@ ranks members as the mixed advantage does. A window of one iteration and one pro
 group's members as they are.""" + "\n\n" + attribution.SHARE_EXPLAINER
 
 
-def _whole(value, what: str, allow_negative: bool = False):
+def _whole(value, what: str, low: int = 0):
     """A whole number from a field (None when empty), or gr.Error naming the field."""
-    if value in (None, ""):
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if number != number or number != int(number) or (number < 0 and not allow_negative):
-        raise gr.Error(f"{what} must be a whole number{'' if allow_negative else ' >= 0'}, not {str(value)[:20]!r}.")
-    return int(number)
+    return numbers.whole(value, low, numbers.RUN_ID_MAX, what)
 
 
 def iteration_views(view: dict, iteration, window, prompt, k):
@@ -73,9 +68,9 @@ def iteration_views(view: dict, iteration, window, prompt, k):
 
     empty = figures.member_heatmap(None), figures.granularity_bars(None)
     try:
-        last = _whole(iteration, "The iteration", allow_negative=True)
+        last = _whole(iteration, "The iteration", low=-1)
         size = _whole(window, "The window") or 1
-        which = _whole(prompt, "The prompt", allow_negative=True)
+        which = _whole(prompt, "The prompt", low=-1)
         if not 1 <= size <= attribution.MAX_WINDOW:
             raise gr.Error(f"The window is 1 to {attribution.MAX_WINDOW} iterations, not {size:,}.")
     except gr.Error as err:
@@ -97,8 +92,12 @@ def iteration_views(view: dict, iteration, window, prompt, k):
 
 
 def reward_view(view: dict, x_axis: str, smoothing: float = 0.0):
+    try:
+        weight = min(max(numbers.number(smoothing or 0), 0.0), 0.99)
+    except ValueError:
+        weight = 0.0
     return curves.reward_curves(view["metrics"], view["evaluations"], monitor.held_out(view), X_AXES[x_axis],
-                                min(max(float(smoothing or 0), 0.0), 0.99))
+                                float(weight))
 
 
 def notes(view: dict) -> str:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import auth
+from app import auth, escape
+from app.errors import page_error, page_text
 
 MAX_NOTES_CHARS = 4000  # as jobs.api.annotate takes (the UI imports no jobs module at import time)
 
 
 def load(run_id) -> tuple[str, str]:
     """The selected run's notes and its tags as "a, b" (empty when no run is selected)."""
-    from app.runs_tab import selected_id
+    from app.numbers import selected_id
     from jobs import api
 
     try:
@@ -27,7 +28,7 @@ def parse_tags(text: str) -> list[str]:
 
 
 def save(profile: gr.OAuthProfile | None, authorized: bool, run_id, notes: str, tags: str) -> str:
-    from app.runs_tab import selected_id
+    from app.numbers import selected_id
     from jobs import api
 
     auth.guard(authorized, profile)
@@ -35,6 +36,7 @@ def save(profile: gr.OAuthProfile | None, authorized: bool, run_id, notes: str, 
     try:
         saved = api.annotate(run_id, notes=str(notes or ""), tags=parse_tags(tags))
     except api.JobError as err:
-        raise gr.Error(str(err)) from None
-    tagged = f" Tags: {', '.join(saved['tags'])}." if saved["tags"] else ""
+        raise page_error(page_text(err)) from None
+    # The message line is Markdown: the tags as the text they are.
+    tagged = f" Tags: {escape.markdown(', '.join(saved['tags']))}." if saved["tags"] else ""
     return f"Run #{run_id}: notes saved.{tagged}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import curves, envelopes, figures
+from app import curves, envelopes, escape, figures
 from app.figures import reward_value as _reward_of
 from app.errors import user_errors
 from app.monitor_tab import X_AXES
@@ -61,7 +61,7 @@ def summary(runs: list[dict], reward: str) -> str:
         recent = curves.recent_mean(metrics, lambda m: _reward_of(m, reward), LAST)
         evaluated = [e["scores"][reward] for e in run["evaluations"] if reward in (e.get("scores") or {})]
         spent = sum(m.get("model_evaluations") or 0 for m in metrics)  # a row's total over its iterations
-        rows.append(f"| {run['label']} | {sum(m.get('count', 1) for m in metrics)} | {spent:,} | "
+        rows.append(f"| {escape.markdown(run['label'])} | {sum(m.get('count', 1) for m in metrics)} | {spent:,} | "
                     f"{_number(recent)} | "
                     f"{_number(evaluated[-1] if evaluated else None)} |")
     return "\n".join(rows)
@@ -79,7 +79,7 @@ def seed_summary(runs: list[dict], reward: str) -> str:
         if len(group) > 1 and finals:
             mean, low, high = envelopes.spread(finals, "min–max")
             std = envelopes.spread(finals, "± std")
-            rows.append(f"| {envelopes.group_label(group)} | {len(finals)} | {mean:.4f} | {std[2] - mean:.4f} | "
+            rows.append(f"| {escape.markdown(envelopes.group_label(group))} | {len(finals)} | {mean:.4f} | {std[2] - mean:.4f} | "
                         f"{low:.4f} – {high:.4f} |")
     if not rows:
         return ""

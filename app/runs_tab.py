@@ -5,14 +5,15 @@ All of it is read from the database, so it survives restarts of the app and of t
 """
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
 import gradio as gr
 
-from app import auth, log_tail, notes
-from app.errors import in_message_line, user_errors
+from app import auth, escape, log_tail, notes
+from app.numbers import selected_id
+from app.errors import in_message_line, page_error, page_text, user_errors
+from app.redact import redact
 
 COLUMNS = ["id", "name", "algorithm", "model", "status", "progress", "ETA", "reward", "created (UTC)"]
 
@@ -51,19 +52,6 @@ def run_choices() -> list[tuple[str, int]]:
     return [(f"#{r['id']} {r['name'] or r['algorithm']} · {r['status']}", r["id"]) for r in api.list_runs()]
 
 
-def selected_id(run_id) -> int:
-    """The run id a field or an API call gave: a whole number (2.5 is no run, not run 2)."""
-    if run_id in (None, ""):
-        raise gr.Error("Select a run in the table first.")
-    try:
-        number = float(run_id)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not math.isfinite(number) or number != int(number) or number < 1:
-        raise gr.Error(f"No run {str(run_id)[:30]}: run ids are whole numbers >= 1.")
-    return int(number)
-
-
 def redo_note(run_id: int) -> str:
     """What a resume of the run will redo: it restarts from its newest checkpoint."""
     from jobs import api
@@ -94,7 +82,7 @@ def act(action: str, authorized: bool, run_id, profile: gr.OAuthProfile | None =
         api.delete(run_id)
         return f"Run #{run_id} deleted."
     except (api.JobError, api.QueueError) as err:
-        raise gr.Error(str(err)) from None
+        raise page_error(page_text(err)) from None
 
 
 def cancel(profile: gr.OAuthProfile | None, authorized: bool, run_id) -> str:
@@ -124,15 +112,16 @@ def selection(run_id) -> tuple:
         return ("", *off)
     parts = [f"Run #{run['id']} is **{run['status']}**."]
     if run.get("tags"):
-        parts.append(f"Tags: {', '.join(run['tags'])}.")
+        parts.append(f"Tags: {escape.markdown(', '.join(run['tags']))}.")
     if run["status"] in RESUMABLE:
         parts.append(f"Resume: {redo_note(run['id'])}.")
     from engine.tracking import locations
 
-    parts += [f"{line}." for line in locations(run["config"], run["folder"])]
+    # Markdown with the folders in code spans, redacted: "TensorBoard: `<run>/trackers/g2rpo`"
+    parts += [f"{redact(line, run['id'])}." for line in locations(run["config"], run["folder"])]
     checkpoints = api.checkpoints(run["id"])
     if checkpoints:
-        parts.append(f"Latest checkpoint `{checkpoints[-1]['path']}`.")
+        parts.append(f"Latest checkpoint `{checkpoints[-1]['path']}`.")  # relative: checkpoints/iter_000010
         best = curves.best_checkpoint(api.queries.evaluations(run["id"]), checkpoints, held_out({"run": run}))
         if best is not None and best["checkpoint"] != checkpoints[-1]["path"]:
             parts.append(f"Best held-out: `{best['checkpoint']}` (after {best['trained']} iterations; in Compare).")
@@ -185,7 +174,7 @@ def push(profile: gr.OAuthProfile | None, authorized: bool, run_id, repo: str) -
     try:
         return f"Run #{run_id}'s LoRA pushed: {api.push(run_id, repo)}"
     except (api.JobError, api.HubError) as err:
-        raise gr.Error(str(err)) from None
+        raise page_error(page_text(err)) from None
 
 
 @user_errors

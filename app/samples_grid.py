@@ -16,6 +16,7 @@ import io
 import gradio as gr
 
 from app.monitor import sample_image
+from app.numbers import number
 
 THUMB = 160  # pixels per image side: small models' 32x32 enlarged (pixelated), large ones reduced
 
@@ -31,9 +32,13 @@ def chosen(view: dict, value, follow: bool) -> int | None:
     options = sampled(view)
     if not options:
         return None
-    if follow or value in (None, ""):
+    try:
+        target = None if follow or value in (None, "") else number(value)
+    except ValueError:  # not a number: the newest, as when following
+        target = None
+    if target is None:
         return options[-1]
-    return min(options, key=lambda t: (abs(t - float(value)), t))
+    return min(options, key=lambda t: (abs(t - target), t))
 
 
 def slider(view: dict, value, follow: bool):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from app import auth, compare_tab, launch_tab, monitor_tab, overlay_tab, runs_tab
+from app import auth, compare_tab, launch_tab, monitor_tab, numbers, overlay_tab, runs_tab
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 INTRO = """# G²RPO
@@ -36,10 +36,12 @@ def build_demo() -> gr.Blocks:
                 overlay = overlay_tab.build()
 
         def show_run(run_id):  # a launched or selected run: open it in Monitor, preselect it in Compare
-            if run_id in (None, ""):
+            try:
+                run_id = numbers.run_id(run_id)
+            except gr.Error:  # none (or no run id) selected: nothing to open
                 return gr.skip(), gr.skip(), gr.skip()
             choices = runs_tab.run_choices()
-            return (gr.update(choices=choices, value=int(run_id)), gr.update(choices=choices, value=int(run_id)),
+            return (gr.update(choices=choices, value=run_id), gr.update(choices=choices, value=run_id),
                     gr.Tabs(selected="monitor"))
 
         def fresh_choices():  # a page opened later lists the runs that exist now

@@ -8,6 +8,7 @@ rewards and prompt files. Nothing here imports torch (the UI validates with it).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import dataclasses
@@ -20,9 +21,11 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
-from engine.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, limited,
-                           non_empty, one_of, problems_of, rule)
+from engine.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, at_most,
+                           limited, non_empty, one_of, problems_of, rule)
+from engine import safe_yaml
 from engine.files import local_source_refused, read_prompts, refused
+from engine.hub import sources_by_text
 from engine.limits import excerpt, limit, too_large
 from engine.tracking import TRACKERS, problems as tracker_problems
 
@@ -45,6 +48,10 @@ MAX_CACHED_PROMPTS = 2000  # model.free_text_encoders keeps every prompt's embed
 SCHEMA = ConfigDict(extra="forbid", allow_inf_nan=False)  # unknown keys and inf/nan are errors
 
 Positive = Annotated[Float, above(0)]
+# Every float setting has a finite upper bound (engine.fields.at_most): one where the setting has a
+# natural range, else FLOAT32_SAFE for scales that only make a run diverge (caught: engine/errors.py)
+# but must still fit the float32 tensors they multiply (at most 3.4e38; beyond, torch raises).
+FLOAT32_SAFE = 1e30
 Count = Annotated[Int, at_least(1)]
 
 
@@ -64,7 +71,8 @@ class ModelConfig:
     name: Name = "builtin"  # builtin | tiny-flux (random weights, tests) | flux | sd3
     path: Source | None = None  # flux/sd3: hub id or local pipeline folder (None: the adapter's default)
     resolution: Annotated[Int, limited("resolution")] | None = None  # flux/sd3: side in pixels (None: 720 FLUX, 512 SD3)
-    guidance: Float | None = None  # FLUX: distilled guidance (3.5); SD3: CFG scale (4.5; 1 = no CFG)
+    # FLUX: distilled guidance (3.5); SD3: CFG scale (4.5; 1 = no CFG)
+    guidance: Annotated[Float, at_least(0), at_most(100, "CFG scales past about 30 are unused")] | None = None
     dtype: Name = "auto"  # frozen weights: auto = bfloat16 on a GPU, float32 on the CPU
     gradient_checkpointing: Bool = False  # trade compute for activation memory
     max_sequence_length: Int = 512  # T5 tokens per prompt (flux/sd3)
@@ -74,19 +82,24 @@ class ModelConfig:
 @dataclass(config=SCHEMA)
 class SamplingConfig:
     steps: Annotated[Int, at_least(2, "need at least 2 steps"), limited("steps")] = 16
-    shift: Positive = 3.0
+    shift: Annotated[Positive, at_most(100, "the time shift; FLUX and SD3 use 3")] = 3.0
 
 
 @dataclass(config=SCHEMA)
 class AlgorithmConfig:
     name: Annotated[Name, one_of(ALGORITHMS, "algorithm")] = "g2rpo"
     group_size: Annotated[Int, at_least(2, "a group needs at least 2 members"), limited("group_size")] = 12
-    eta: Annotated[Float, above(0, "must be > 0 (the SDE step needs noise)")] | None = None  # None: the algorithm's (0.7; DanceGRPO 0.3)
+    # None: the algorithm's (0.7; DanceGRPO 0.3)
+    eta: Annotated[Float, above(0, "must be > 0 (the SDE step needs noise)"),
+                   at_most(10, "the SDE's noise scale; the methods use 0.3 to 1")] | None = None
     noise_form: Literal["flow", "dance"] | None = None  # "flow" sigma = eta sqrt(s/(1-s)) | "dance" constant eta
     shared_noise: Bool | None = None  # members of a prompt share the initial noise
-    clip_range: Positive = 1e-4  # small because log-probs are element means
-    adv_clamp: Positive = 5.0
-    kl_beta: Annotated[Float, at_least(0)] = 0.0  # KL to the adapter-disabled reference (LoRA only)
+    # small because log-probs are element means
+    clip_range: Annotated[Positive, at_most(10, "the ratio is clipped to [1 - c, 1 + c]; from 1 on, the lower "
+                                                "side clips nothing")] = 1e-4
+    adv_clamp: Annotated[Positive, at_most(1e6, "no advantage comes near it")] = 5.0
+    # KL to the adapter-disabled reference (LoRA only)
+    kl_beta: Annotated[Float, at_least(0), at_most(1000, "the KL term's weight")] = 0.0
     # G²RPO's K and Lambda (each at most one entry per grid step)
     branch_steps: Annotated[list[Annotated[Int, at_least(0)]], items("steps")] = field(default_factory=lambda: list(range(8)))
     granularities: Annotated[list[Annotated[Int, at_least(1, "every granularity must be >= 1")]], items("steps")] = field(
@@ -130,7 +143,7 @@ class AlgorithmConfig:
 class LoraConfig:
     enabled: Bool = True  # False: full fine-tuning of the transformer
     rank: Annotated[Count, limited("lora_rank")] = 8
-    alpha: Positive = 16.0
+    alpha: Annotated[Positive, at_most(FLOAT32_SAFE, "the LoRA scale alpha / rank multiplies float32 values")] = 16.0
     target_modules: Annotated[list[Name], rule(lambda v: len(v) <= 64, "at most 64 module names")] | None = None  # None: the adapter's
 
 
@@ -138,11 +151,14 @@ class LoraConfig:
 class TrainConfig:
     iterations: Annotated[Count, limited("iterations")] = 100
     prompts_per_iteration: Annotated[Count, limited("prompts_per_iteration")] = 1  # per process; a whole group each
-    learning_rate: Annotated[Positive, rule(lambda lr: lr <= 1, "must be at most 1")] = 1e-4
+    learning_rate: Annotated[Positive, at_most(1, "above, AdamW overflows")] = 1e-4
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate to 0 over the iterations
-    betas: list[Float] = field(default_factory=lambda: [0.9, 0.999])
-    weight_decay: Annotated[Float, at_least(0)] = 1e-4
-    max_grad_norm: Positive = 1.0
+    betas: Annotated[list[Annotated[Float, rule(lambda b: 0 <= b < 1, "must be in [0, 1)")]],
+                     rule(lambda v: len(v) == 2, "two values (Adam's beta1 and beta2)")] = field(
+        default_factory=lambda: [0.9, 0.999])
+    weight_decay: Annotated[Float, at_least(0), at_most(1, "AdamW shrinks the weights by learning_rate x "
+                                                           "weight_decay each step")] = 1e-4
+    max_grad_norm: Annotated[Positive, at_most(FLOAT32_SAFE, "it divides float32 gradients")] = 1.0
     optimizer_step: Literal["per_step", "per_iteration"] = "per_step"  # one per trained step k | per iteration
     micro_batch: Annotated[Count, limited("micro_batch")] = 64  # most samples per model call; bounds memory, not the result
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -171,7 +187,7 @@ class TrainConfig:
 @dataclass(config=SCHEMA)
 class RewardConfig:
     name: Name
-    weight: Positive = 1.0
+    weight: Annotated[Positive, at_most(1000, "a weight of the reward's advantage")] = 1.0
     model: Source | None = None  # real reward models: hub id or local path (None: the published weights)
 
 
@@ -247,9 +263,12 @@ def apply_override(data: dict, assignment: str) -> None:
 
 
 def _yaml(text: str, what: str):
-    """Parsed YAML, or a ConfigError that says where and what, never quoting the text itself."""
+    """Parsed YAML (within engine/safe_yaml.py's bounds), or a ConfigError that says where and
+    what, never quoting the text itself."""
     try:
-        return yaml.safe_load(text)
+        return safe_yaml.load(text)
+    except safe_yaml.YamlRefused as err:
+        raise ConfigError(f"{what}: {err}") from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -260,7 +279,9 @@ def _yaml(text: str, what: str):
 
 def read_yaml(path: str | Path) -> dict:
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = safe_yaml.read_bounded(path).decode("utf-8")
+    except safe_yaml.YamlRefused as err:
+        raise ConfigError(f"config {excerpt(str(path))}: {err}") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"cannot read config {excerpt(str(path))}: not UTF-8 text "
                           f"(byte {err.object[err.start]:#04x} at position {err.start:,})") from None
@@ -331,7 +352,13 @@ def resolve(cfg: Config) -> Config:
 
 def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     """What types and bounds cannot say: settings that depend on each other, on the model, the
-    rewards and the prompt files. `read_from` as in load_config."""
+    rewards and the prompt files. `read_from` as in load_config; with it, a model or reward source
+    is a hub id or a path by its text alone (engine.hub.sources_by_text)."""
+    with sources_by_text() if read_from is not None else contextlib.nullcontext():
+        return _validate(cfg, read_from)
+
+
+def _validate(cfg: Config, read_from: list[Path] | None) -> Config:
     from engine.models import model_problems
 
     errors: list[str] = []
@@ -355,8 +382,6 @@ def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
          "algorithm.nft_noise: 'rollout' gives each member its own initial noise, so it cannot share a group's noise")
     need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
          f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
-    need(len(t.betas) == 2 and all(0 <= b < 1 for b in t.betas),
-         f"train.betas: two values in [0, 1), got {excerpt(t.betas)}")
     errors.extend(_reward_problems(cfg, read_from))
     errors.extend(tracker_problems(t.log_with))
     need(cfg.prompts is None or cfg.prompts_file is None, "prompts_file: give prompts or prompts_file, not both")

@@ -74,6 +74,12 @@ def above(low, message: str | None = None):
     return rule(lambda v: v > low, message or f"must be > {low}")
 
 
+def at_most(high, why: str):
+    """The finite upper bound every float setting declares, with the reason for it (a float
+    without one lets 1e308 through to the trainer, which then fails mid-run)."""
+    return rule(lambda v: v <= high, f"must be at most {high:g} ({why})")
+
+
 def one_of(choices, what: str):
     return rule(lambda v: v in choices, f"unknown {what} {{got}}; known: {', '.join(choices)}")
 

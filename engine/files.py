@@ -11,13 +11,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.hub import HUB_ID
+from engine.hub import looks_like_hub_id
 from engine.limits import LIMITS, excerpt
 
 
 def inside(path: str, folders: list[Path]) -> bool:
-    """Whether `path` (symlinks resolved, relative to the working directory) lies in one of `folders`."""
-    real = Path(os.path.realpath(Path(path).expanduser()))
+    """Whether `path` (relative to the working directory) lies in one of `folders`: first by its
+    text, so that a path outside is refused without a look at the file system (the answer is the
+    same whether it exists or not); then with symlinks resolved, so that a link out counts as outside."""
+    spelled = Path(os.path.abspath(Path(path).expanduser()))  # "..": resolved in the text
+    roots = [Path(os.path.abspath(f)) for f in folders] + [Path(os.path.realpath(f)) for f in folders]
+    if not any(spelled.is_relative_to(root) for root in roots):
+        return False
+    real = Path(os.path.realpath(spelled))
     return any(real.is_relative_to(Path(os.path.realpath(folder))) for folder in folders)
 
 
@@ -30,10 +36,10 @@ def refused(key: str, path: str, folders: list[Path] | None) -> str | None:
 
 
 def local_source_refused(key: str, source: str, folders: list[Path] | None) -> str | None:
-    """For a model or reward source: a hub id ('owner/name') is always fine; a local path must be
+    """For a model or reward source: a hub id ('owner/name') is always fine (and is then looked
+    up as one only: engine.hub.sources_by_text); a local path ('/...', './...', '~/...') must be
     inside the allowed folders. Decided on the text alone, without looking at the file system."""
-    if folders is None or (HUB_ID.match(source) and not source.startswith((".", "~"))
-                           and not inside(source, folders)):
+    if folders is None or looks_like_hub_id(source):
         return None
     return refused(key, source, folders)
 

@@ -7,17 +7,39 @@ when the hub says the file exists and this user may read it.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_BY_TEXT = contextvars.ContextVar("sources_by_text", default=False)
+
+
+def looks_like_hub_id(source: str) -> bool:
+    """'owner/name', by the text alone ('x/..' is a path, not a repository)."""
+    return bool(HUB_ID.match(source)) and not any(part in (".", "..") for part in source.split("/"))
+
+
+@contextmanager
+def sources_by_text():
+    """Within it, `is_local` decides by the text alone: 'owner/name' is a hub id even if a folder of
+    that name exists here. For configs someone else submitted: looking would tell them whether the
+    path exists (engine/files.py refuses local paths outside the allowed folders by their text)."""
+    token = _BY_TEXT.set(True)
+    try:
+        yield
+    finally:
+        _BY_TEXT.reset(token)
 
 
 def is_local(source: str) -> bool:
     """A path (absolute, relative with a slash prefix, ~, or an existing file/folder), not a hub id."""
-    return source.startswith(("/", "./", "../", "~")) or Path(source).expanduser().exists() or not HUB_ID.match(source)
+    if source.startswith(("/", "./", "../", "~")) or not looks_like_hub_id(source):
+        return True
+    return not _BY_TEXT.get() and Path(source).expanduser().exists()
 
 
 def check_source(source: str, required: str, what: str) -> str | None:

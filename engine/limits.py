@@ -13,6 +13,7 @@ the estimate of memory and time (engine/estimate.py). Documented in docs/securit
 from __future__ import annotations
 
 import os
+import reprlib
 from dataclasses import dataclass
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's generators take 32-bit seeds everywhere we seed them
@@ -56,6 +57,8 @@ LIMITS = {limit.name: limit for limit in (
     Limit("rewards", 16, "reward models"),
     Limit("prompts_file_mb", 64, "MB per prompts file"),
     Limit("queued_runs", 50, "runs waiting in the queue"),  # jobs: a submission beyond it is refused
+    Limit("config_mb", 16, "MB of YAML"),  # a config file or a --set value (engine/safe_yaml.py)
+    Limit("config_nodes", 1_000_000, "YAML values (aliases expanded)"),  # ... counted with its aliases expanded
 )}
 
 
@@ -68,15 +71,25 @@ def too_large(name: str, got: int) -> str | None:
     bound = LIMITS[name]
     if got <= bound.value():
         return None
-    return f"at most {bound.value():,} {bound.unit}, got {got:,} (raise the limit with {bound.env})"
+    shown = f"{got:,}" if got < 10**30 else f"a number of {got.bit_length():,} bits"  # 5,000 digits have no str()
+    return f"at most {bound.value():,} {bound.unit}, got {shown} (raise the limit with {bound.env})"
+
+
+# Lists and mappings are shown a few levels and items deep: a full repr of a value that repeats
+# itself (YAML aliases, or a dict built with shared parts) could take minutes and gigabytes.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 3, 200, 200, 200
+_SHORT.maxtuple = _SHORT.maxlist = _SHORT.maxdict = _SHORT.maxset = _SHORT.maxfrozenset = _SHORT.maxdeque = 8
 
 
 def excerpt(value, chars: int = 60) -> str:
     """repr(value) cut to about `chars` characters: error messages never echo long input."""
     try:
-        text = repr(value)
+        text = repr(value) if isinstance(value, (str, int, float, type(None))) else _SHORT.repr(value)
     except ValueError:  # an int of more than 4,300 digits has no repr
-        return f"a number of {value.bit_length():,} bits"
+        if isinstance(value, int):
+            return f"a number of {value.bit_length():,} bits"
+        return f"a {type(value).__name__} holding a number too long to show"
     if len(text) <= chars:
         return text
     size = f" ({len(value):,} characters)" if isinstance(value, str) else ""

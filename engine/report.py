@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="where grid.png and curves.png go (default: the run folder)")
     p.add_argument("--seeds", type=int, default=2)
     args = p.parse_args(argv)
-    import yaml
+    from engine.config import read_yaml
 
     run = Path(args.run)
     lora = Path(args.lora) if args.lora else latest_checkpoint(run)
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
         print(f"{run}: no records or checkpoint to report on", file=sys.stderr)
         return 2
     torch.set_num_threads(2)
-    model_cfg = ModelConfig(**yaml.safe_load((run / "config.yaml").read_text())["model"])
+    model_cfg = ModelConfig(**read_yaml(run / "config.yaml")["model"])
     out = Path(args.out or run)
     out.mkdir(parents=True, exist_ok=True)
     curves(read_records(run / "records.jsonl"), out / "curves.png")

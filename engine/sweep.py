@@ -21,17 +21,16 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm.auto import tqdm
 
-from engine.config import ConfigError, load_config
+from engine.config import ConfigError, load_config, read_yaml
 from engine.world import eval_prompts
 
 REWARDS = ("adherence", "shape", "count", "colour", "background", "preference")
 
 
 def load_plan(path: str) -> dict:
-    plan = yaml.safe_load(Path(path).read_text())
+    plan = read_yaml(path)
     for key in ("base", "iterations", "eval_seeds", "entries"):
         if key not in plan:
             raise ConfigError(f"{path}: the plan needs '{key}'")

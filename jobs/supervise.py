@@ -134,9 +134,18 @@ def watch(run_id: int, proc) -> tuple[str, str | None]:
         return "completed", None
     if proc.exitcode == TRAINING_ERROR_EXIT and (message := training_error(run_id)):
         return "failed", message
-    how = (f"killed by {signal.Signals(-proc.exitcode).name}" if proc.exitcode < 0
-           else f"exit code {proc.exitcode}")
-    return "failed", f"training process {how}; end of its log:\n{log_tail(run_id)}"
+    if proc.exitcode < 0:  # killed: it had no chance to write why, so its log's end would mislead
+        return "failed", f"training process killed by {signal_name(-proc.exitcode)}"
+    return "failed", f"training process exit code {proc.exitcode}; end of its log:\n{log_tail(run_id)}"
+
+
+def signal_name(number: int) -> str:
+    """'SIGKILL (out of memory, or kill -9)', 'SIGSEGV', or 'signal 40'."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return f"signal {number}"
+    return f"{name} (out of memory, or kill -9)" if number == signal.SIGKILL else name
 
 
 def wait_idle(timeout: float) -> None:

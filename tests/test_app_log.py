@@ -57,6 +57,6 @@ def test_with_a_password_only_a_logged_in_session_reads_the_log(store, monkeypat
     with pytest.raises(gr.Error, match="Log in first"):
         log_tail.log_api(None, False, run_id)
     assert log_tail.log_page(None, True, run_id) == "run started"
-    assert log_tail.log_page(None, True, run_id, 0).startswith("⚠️ Lines: a whole number from 1 to 200")
+    assert log_tail.log_page(None, True, run_id, 0).startswith("⚠️ Lines must be a whole number in 1 .. 200, got 0")
     assert log_tail.log_page(None, True, 999_999).startswith("⚠️ no run 999999")
     assert "no log yet" in log_tail.log_page(None, True, runs.create(fake_config()))

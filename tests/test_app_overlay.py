@@ -14,9 +14,9 @@ def test_summary_averages_the_last_iterations_and_shows_the_last_evaluation():
     a = run("#1 g2rpo", [0.0] * 5 + [0.5] * 10, [{"trained": 15, "scores": {"preference": 0.6, "shape": 0.3}}])
     b = run("#2 dancegrpo", [0.1, 0.3])
     table = overlay_tab.summary([a, b], "preference").splitlines()
-    assert table[2] == "| #1 g2rpo | 15 | 1,500 | 0.5000 | 0.6000 |"
-    assert table[3] == "| #2 dancegrpo | 2 | 200 | 0.2000 | – |"
-    assert overlay_tab.summary([a], "total").splitlines()[2] == "| #1 g2rpo | 15 | 1,500 | 1.0000 | – |"
+    assert table[2] == "| \\#1 g2rpo | 15 | 1,500 | 0.5000 | 0.6000 |"  # a name is text: escaped
+    assert table[3] == "| \\#2 dancegrpo | 2 | 200 | 0.2000 | – |"
+    assert overlay_tab.summary([a], "total").splitlines()[2] == "| \\#1 g2rpo | 15 | 1,500 | 1.0000 | – |"
 
 
 def test_reward_choices_cover_training_and_evaluation_rewards():

@@ -21,7 +21,7 @@ TRIED: Counter = Counter()  # surface -> cases replayed (and refused) this sessi
 SURFACES = ("engine", "jobs-cli", "api", "http")
 LINES = ["a red circle on a black background"] * 100
 PLACES = {"megabyte": "r" * 1_000_000, "hundred_prompts": ", ".join(f"'{p}'" for p in LINES),
-          "hundred_lines": "\n".join(LINES), "digits": "1" + "0" * 5000}
+          "hundred_lines": "\n".join(LINES), "digits": "1" + "0" * 5000, "big": 10**399}
 
 
 def surfaces(case: dict) -> list[str]:
@@ -37,9 +37,12 @@ def cases(surface: str) -> list:
 
 
 def fill(value, places: dict):
-    """The case with its {placeholders} filled in (strings only; a whole-string number stays a string)."""
+    """The case with its {placeholders} filled in (strings only; a whole-string number stays a string,
+    but a string that is just a placeholder of a number, as "{big}", becomes that number)."""
     if isinstance(value, str):
         for key, text in places.items():
+            if value == f"{{{key}}}" and isinstance(text, int):
+                return text
             value = value.replace(f"{{{key}}}", str(text))
         return value
     if isinstance(value, list):
@@ -80,7 +83,8 @@ def replay_config(case: dict, places: dict, tmp_path: Path, monkeypatch, run) ->
     config = "configs/g2rpo.yaml"
     if "config_file" in case:
         config = tmp_path / "case.yaml"
-        config.write_bytes(case["config_file"])
+        data = fill(case["config_file"], places)  # bytes (base64 in the corpus) or text
+        config.write_bytes(data if isinstance(data, bytes) else data.encode())
     before = stored()
     with monkeypatch.context() as mp:
         for key, value in fill(case.get("env", {}), places).items():
@@ -107,7 +111,7 @@ def test_the_training_cli_refuses(case, jobs_data, tmp_path, monkeypatch, capsys
 def test_the_jobs_cli_refuses(case, jobs_data, tmp_path, monkeypatch, capsys):
     if "cli" in case:
         before = stored()
-        assert jobs_cli(fill(case["cli"], jobs_data)) == 2
+        assert jobs_cli([str(arg) for arg in fill(case["cli"], jobs_data)]) == 2
         assert stored() == before and Path(jobs_data["file"]).read_bytes() == b"keep me"
     else:
         def run(config, overrides):

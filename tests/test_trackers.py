@@ -61,8 +61,9 @@ def test_tensorboard_holds_the_databases_scalars_evaluations_samples_and_config(
 
     from app.runs_tab import selection
 
-    about = selection(run_id)[0]  # the run page says where the tracker keeps the run
-    assert f"TensorBoard: `{folder}`" in about and f"tensorboard --logdir {folder.parent}" in about
+    about = selection(run_id)[0]  # the run page says where the tracker keeps the run, with its folder redacted
+    assert f"TensorBoard: `<run>/{FOLDER}/g2rpo`" in about and f"tensorboard --logdir <run>/{FOLDER}`" in about
+    assert str(settings.data_dir()) not in about
 
 
 def test_a_missing_tracker_package_is_refused_before_the_run(monkeypatch):

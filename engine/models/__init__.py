@@ -75,8 +75,6 @@ def model_problems(cfg) -> list[str]:
         return problems
     if cfg.resolution is not None and (cfg.resolution < 16 or cfg.resolution % 16):
         problems.append(f"model.resolution: must be a multiple of 16 (VAE 8x, then 2x2 patches), got {cfg.resolution}")
-    if cfg.guidance is not None and cfg.guidance < 0:
-        problems.append(f"model.guidance: must be >= 0, got {cfg.guidance}")
     if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
         problems.append(f"model.dtype: 'auto', 'float32', 'bfloat16' or 'float16', got {cfg.dtype!r}")
     if not 1 <= cfg.max_sequence_length <= 512:

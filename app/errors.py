@@ -31,7 +31,7 @@ def one_line(err: Exception) -> str:
     return f"{head} {'; '.join(problems)}".strip() if problems else head.strip()
 
 
-def in_message_line(fn, outputs: int):
+def in_message_line(fn, outputs: int, clear: bool = False):
     """For the page's own buttons: fn's outputs plus a message line that says what went wrong
     (the same one-line message the HTTP API raises), instead of a toast beside the line's old
     message and red "Error" badges on outputs that tell nothing. `outputs`: how many fn returns;
@@ -45,7 +45,9 @@ def in_message_line(fn, outputs: int):
             result = checked(*args, **kwargs)
         except gr.Error as err:
             problem = f"⚠️ {getattr(err, 'message', None) or err}"
-            return [gr.skip()] * outputs + [problem] if outputs else problem
+            if not outputs:
+                return problem
+            return [gr.update(value=None) if clear else gr.skip() for _ in range(outputs)] + [problem]
         if outputs == 0:
             return result
         return (list(result) if outputs > 1 else [result]) + [""]

@@ -56,6 +56,7 @@ LIMITS = {limit.name: limit for limit in (
     Limit("rewards", 16, "reward models"),
     Limit("prompts_file_mb", 64, "MB per prompts file"),
     Limit("queued_runs", 50, "runs waiting in the queue"),  # jobs: a submission beyond it is refused
+    Limit("votes_per_visitor", 500, "votes per visitor"),  # the blind A/B test (app/ab_tab.py), every test together
 )}
 
 

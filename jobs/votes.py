@@ -7,9 +7,10 @@ saw it, `vote` the choice. A vote is refused with a VoteError, and nothing is st
 that does not exist, was drawn for another visitor, was not shown yet, or was already voted on.
 
 Left or right: Efron's biased coin, per visitor and test: a fair coin while the visitor has seen
-model A on the left as often as on the right, else a 2/3 chance for the side that lags. Every
-visitor's placement stays balanced (the difference rarely exceeds 2 or 3, whatever the length),
-and no pair's order is certain in advance.
+model A on the left as often as on the right, else a 2/3 chance for the side that lags. Where a
+fair coin's difference between the sides wanders off as the square root of the pairs, this one
+keeps coming back to even: within 3 of it 90% of the time, however many pairs a visitor sees;
+and no pair's order is ever certain in advance.
 """
 from __future__ import annotations
 

@@ -19,14 +19,17 @@ MAX_KEPT = 32
 _lock = threading.Lock()
 _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ab-ahead")
 _drawn: OrderedDict[int, Future] = OrderedDict()  # pair id -> its images being drawn, or drawn
-_adapters: dict[str, str | None] = {}  # model reference -> what the sampler loads (resolved once)
+_hub: dict[str, str] = {}  # Hub ids checked on the Hub once per process (a run or a folder: a quick look each time)
 
 
 def adapter(reference: str) -> str | None:
-    """The folder or Hub id a test's model reference loads (model_choice.resolve, once per process)."""
-    if reference not in _adapters:
-        _adapters[reference] = model_choice.resolve(reference).adapter
-    return _adapters[reference]
+    """The folder or Hub id a test's model reference loads (model_choice.resolve)."""
+    if reference in _hub:
+        return _hub[reference]
+    side = model_choice.resolve(reference)
+    if side.adapter == reference:  # a Hub id
+        _hub[reference] = side.adapter
+    return side.adapter
 
 
 def draw(test: dict, pair: dict) -> dict:

@@ -13,17 +13,25 @@ import io
 import numpy as np
 
 PAIR_SIDE = 256  # base and tuned of one prompt and seed
-GRID_SIDE = 176  # a grid of seeds or prompts: room for a caption line "background 1.000 (+1.000)"
+GRID_SIDE = 192  # a grid of seeds or prompts: 6x the built-in model's 32x32
 
 
-def inline(image: np.ndarray, side: int) -> str:
-    """A PNG data URI of `image` (uint8 HxWx3) scaled to `side` pixels on its longer side."""
+def scaled(image: np.ndarray, side: int):
+    """`image` (uint8 HxWx3) as a PIL image at most `side` pixels on its longer side: a small one
+    enlarged by a whole factor (each pixel a block of one colour), a large one reduced."""
     from PIL import Image
 
     picture = Image.fromarray(np.ascontiguousarray(image))
-    factor = side / max(picture.size)
-    size = (max(1, round(picture.width * factor)), max(1, round(picture.height * factor)))
-    picture = picture.resize(size, Image.NEAREST if factor >= 1 else Image.LANCZOS)
+    longest = max(picture.size)
+    if longest <= side:
+        factor = side // longest
+        return picture.resize((picture.width * factor, picture.height * factor), Image.NEAREST)
+    factor = side / longest
+    return picture.resize((max(1, round(picture.width * factor)), max(1, round(picture.height * factor))), Image.LANCZOS)
+
+
+def inline(picture) -> str:
+    """A PNG data URI of a PIL image."""
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
@@ -41,7 +49,8 @@ def score_lines(scores: dict[str, float], against: dict[str, float] | None = Non
 def figure(image: np.ndarray, lines: list[str], side: int, alt: str = "") -> str:
     """An image with its caption lines under it (each line escaped; the first in bold)."""
     caption = "<br>".join(f"<b>{html.escape(line)}</b>" if i == 0 else html.escape(line) for i, line in enumerate(lines))
-    return (f'<figure style="width:{side}px"><img src="{inline(image, side)}" width="{side}" '
+    picture = scaled(image, side)
+    return (f'<figure style="width:{side}px"><img src="{inline(picture)}" width="{picture.width}" '
             f'alt="{html.escape(alt or (lines[0] if lines else "image"))}"><figcaption>{caption}</figcaption></figure>')
 
 

@@ -125,3 +125,33 @@ def test_the_prompt_sets(drawn):
     assert held_out["label_b"] == "base model (builtin)" and held_out["settings"]["rewards"][0] == "adherence"
     sample = votes.get_test(ab_tab.new_test("base", "docs/readme-run/lora", "the run's sample prompts", "", 1))
     assert sample["prompts"] and sample["model_a"] == "base" and sample["label_a"] == "base model (builtin)"
+
+
+def test_the_next_pair_is_drawn_ahead_when_one_is_shown(drawn, monkeypatch):
+    prepared = []
+    monkeypatch.setattr(ab_ahead, "prepare", lambda test, pair: prepared.append(pair))
+    _, test_id, pair_id, _, _ = start()
+    (ahead,) = prepared
+    assert ahead["id"] != pair_id and ahead["shown_at"] is None  # drawn for this visitor, not shown yet
+    _, _, next_id, _, _ = vote("left", test_id, pair_id)
+    assert next_id == ahead["id"] and len(prepared) == 2 and prepared[1]["id"] not in (pair_id, next_id)
+
+
+def test_drawing_ahead_is_bounded_and_a_drawn_pair_is_not_drawn_again(monkeypatch):
+    import threading
+
+    release, calls = threading.Event(), []
+
+    def slow(test, pair):
+        calls.append(pair["id"])
+        release.wait(10)
+        return {"pair": pair["id"]}
+    monkeypatch.setattr(ab_ahead, "draw", slow)
+    monkeypatch.setattr(ab_ahead, "_drawn", type(ab_ahead._drawn)())
+    for pair_id in range(1, 10):
+        ab_ahead.prepare({}, {"id": pair_id})
+    assert list(ab_ahead._drawn) == [1, 2, 3, 4]  # one drawing, three waiting; the rest drawn when shown
+    release.set()
+    assert ab_ahead.images({}, {"id": 2}) == {"pair": 2}
+    assert calls.count(2) == 1  # the pair drawn ahead was not drawn again
+    assert ab_ahead.images({}, {"id": 7}) == {"pair": 7}  # not drawn ahead: drawn now

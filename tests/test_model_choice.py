@@ -125,3 +125,22 @@ def test_a_failed_comparison_clears_the_images_it_replaces(store):
     assert "outside the folders Compare reads LoRAs from" in outputs[3]
     with pytest.raises(gr.Error, match="Choose a run"):  # the run source with no run chosen (the LoRA ignored)
         compare_tab._page(compare_tab.compare_page)(compare_tab.RUN_SOURCE, None, None, README_LORA, "a red circle", 0)
+
+
+def test_the_http_api_compares_a_lora_folder_and_refuses_one_outside(app_server):
+    import numpy as np
+    from gradio_client import Client
+    from PIL import Image
+
+    client = Client(app_server["url"], verbose=False)
+    prompt = "two red circles on a black background"
+    _, base, tuned, scores = client.predict(None, None, prompt, 0, README_LORA, api_name="/compare")
+    assert not np.array_equal(np.asarray(Image.open(base)), np.asarray(Image.open(tuned)))
+    assert [row[0] for row in scores["data"]][:2] == ["adherence", "preference"]  # its config's rewards
+    grid_base, grid_tuned = client.predict(None, None, prompt, 0, 2, README_LORA, api_name="/seed_grid")
+    assert len(grid_base) == len(grid_tuned) == 2
+    with pytest.raises(Exception, match="outside the folders Compare reads LoRAs from"):
+        client.predict(None, None, prompt, 0, "/etc", api_name="/compare")
+    with pytest.raises(Exception, match="Choose a run"):  # no run and no LoRA
+        client.predict(None, None, prompt, 0, api_name="/compare")
+    client.close()

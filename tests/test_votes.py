@@ -108,20 +108,22 @@ def test_a_bad_vote_is_refused_with_a_message_and_stores_nothing(store, case, me
     assert stored_votes() == before
 
 
+def wilson_by_bisection(wins: float, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The rates p whose score test accepts wins / n, found by bisection (not by Wilson's formula)."""
+    p_hat = wins / n
+
+    def edge(lo, hi, inside_at_hi):
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            inside = abs(p_hat - mid) <= z * math.sqrt(mid * (1 - mid) / n)
+            lo, hi = (lo, mid) if inside == inside_at_hi else (mid, hi)
+        return (lo + hi) / 2
+    return edge(0.0, p_hat, True) if wins else 0.0, edge(p_hat, 1.0, False) if wins < n else 1.0
+
+
 def test_wilson_matches_the_score_tests_inversion():
-    def inverted(wins, n, z=1.959963984540054):  # the p whose score test just accepts wins/n, by bisection
-        p_hat = wins / n
-
-        def edge(lo, hi, inside_at_hi):
-            for _ in range(200):
-                mid = (lo + hi) / 2
-                inside = abs(p_hat - mid) <= z * math.sqrt(mid * (1 - mid) / n)
-                lo, hi = (lo, mid) if inside == inside_at_hi else (mid, hi)
-            return (lo + hi) / 2
-        return edge(0.0, p_hat, True) if wins else 0.0, edge(p_hat, 1.0, False) if wins < n else 1.0
-
     for wins, n in ((8.5, 12), (0, 5), (5, 5), (3, 10), (50, 100)):
-        assert vote_stats.wilson(wins, n) == pytest.approx(inverted(wins, n), abs=1e-9)
+        assert vote_stats.wilson(wins, n) == pytest.approx(wilson_by_bisection(wins, n), abs=1e-9)
     assert all(math.isnan(x) for x in vote_stats.wilson(0, 0))
 
 

@@ -1,7 +1,9 @@
 """Compare: the base model and a tuned LoRA, or two runs, on the same prompt and the same noise.
 
-Images are drawn by the sampler process (app/sampler.py), never in the UI process; each image is
-scored by the run's training and evaluation rewards.
+The tuned LoRA is a run's checkpoint, a LoRA folder or a Hub id (app/model_choice.py). Images are
+drawn by the sampler process (app/sampler.py), never in the UI process; each image is scored by the
+rewards the LoRA was trained and evaluated with. The page shows images captioned under them
+(app/compare_html.py); the HTTP API returns the images as files. Below: the blind A/B test (app/ab_tab.py).
 """
 from __future__ import annotations
 
@@ -155,13 +157,18 @@ def seed_grid(run_id, checkpoint, prompt: str, seed, count, lora: str | None = N
     return ([(_enlarge(r["image"]), _caption(r)) for r in base], [(_enlarge(r["image"]), _caption(r)) for r in tuned])
 
 
+def _cells(rows: list[dict], lines) -> list[str]:
+    return [html_figures.figure(r["image"], lines(i, r), html_figures.GRID_SIDE) for i, r in enumerate(rows)]
+
+
 def seed_grid_page(run_id, checkpoint, prompt: str, seed, count, lora: str | None = None) -> str:
+    """The page's grid: a row of base images, a row of tuned ones, each captioned under it."""
     side, settings, base, tuned = _base_and_tuned(run_id, checkpoint, prompt, _seeds(seed, count), lora)
-    cells = lambda rows, against: [  # noqa: E731
-        html_figures.figure(r["image"], [f"seed {r['seed']}", *html_figures.score_lines(r["scores"], a and a["scores"])],
-                            html_figures.GRID_SIDE) for r, a in zip(rows, against)]
-    return html_figures.rows([(f"base model: {model_choice.model_name(settings['model'])}", cells(base, [None] * len(base))),
-                              (f"tuned: {side.label} (change against the base seed in brackets)", cells(tuned, base))])
+    base_cells = _cells(base, lambda i, r: [f"seed {r['seed']}", *html_figures.score_lines(r["scores"])])
+    tuned_cells = _cells(tuned, lambda i, r: [f"seed {r['seed']}",
+                                              *html_figures.score_lines(r["scores"], base[i]["scores"])])
+    return html_figures.rows([(f"base model: {model_choice.model_name(settings['model'])}", base_cells),
+                              (f"tuned: {side.label} (change against the same seed's base in brackets)", tuned_cells)])
 
 
 def _two_runs(run_a, run_b, prompts: str, seed, count):
@@ -184,10 +191,8 @@ def two_runs(run_a, run_b, prompts: str, seed, count):
 
 def two_runs_page(run_a, run_b, prompts: str, seed, count):
     a, b, first, second, table = _two_runs(run_a, run_b, prompts, seed, count)
-    cells = lambda rows: [html_figures.figure(r["image"], [r["prompt"], f"seed {r['seed']}",  # noqa: E731
-                                                           *html_figures.score_lines(r["scores"])], html_figures.GRID_SIDE)
-                          for r in rows]
-    return html_figures.rows([(a.label, cells(first)), (b.label, cells(second))]), table
+    lines = lambda i, r: [r["prompt"], f"seed {r['seed']}", *html_figures.score_lines(r["scores"])]  # noqa: E731
+    return html_figures.rows([(a.label, _cells(first, lines)), (b.label, _cells(second, lines))]), table
 
 
 def config_diff(run_a, run_b) -> str:
@@ -301,4 +306,4 @@ def build(authorized: gr.State) -> dict:
     refresh.click(lambda: [gr.update(choices=run_choices())] * 2, None, [run, run_b], api_visibility="private")
     for dropdown in (run, run_b):  # opening a list shows the runs launched since the page loaded
         dropdown.focus(lambda: gr.update(choices=run_choices()), None, dropdown, api_visibility="private")
-    return {"run": run, "run_b": run_b, **ab_parts}
+    return {"run": run, "run_b": run_b, "source": source, **ab_parts}

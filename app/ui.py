@@ -53,6 +53,9 @@ def build_demo() -> gr.Blocks:
                                 api_visibility="private")
         runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],
                                 api_visibility="private")
+        for chosen in (launch["run_id"], runs["selected"]):  # Compare then compares that run's checkpoint
+            chosen.change(lambda r: gr.skip() if r in (None, "") else compare_tab.RUN_SOURCE, chosen,
+                          compare["source"], api_visibility="private")
     return demo
 
 

@@ -75,7 +75,7 @@ def test_compare_with_the_readmes_committed_lora_captions_under_the_images(page)
     assert page.locator("#compare-images img").count() == 0  # the old images went with the old prompt
 
 
-def shown_pair(app_server, test_id: int) -> dict:
+def shown_pair(test_id: int) -> dict:
     """The pair on screen: shown, not voted on (the test reads the store to know where model A is)."""
     from jobs import db
 
@@ -107,7 +107,7 @@ def test_a_blind_test_of_twelve_votes_shows_the_win_rate_and_interval_they_give(
     test_id = votes.list_tests()[0]["id"]
     for number, wanted in enumerate(PLAN, start=1):
         page.locator("#ab-pair").get_by_text(f"Pair {number} of 12:").wait_for(timeout=120_000)
-        pair = shown_pair(app_server, test_id)
+        pair = shown_pair(test_id)
         if number == 7:  # a reload in the middle: the same pair comes back for this browser
             page.reload()
             page.get_by_role("tab", name="Compare").click()
@@ -115,7 +115,7 @@ def test_a_blind_test_of_twelve_votes_shows_the_win_rate_and_interval_they_give(
             page.locator("#ab-tests input").click()
             page.get_by_role("option", name=f"#{test_id}:", exact=False).click()
             page.locator("#ab-pair").get_by_text("Pair 7 of 12:").wait_for(timeout=120_000)
-            assert shown_pair(app_server, test_id) == pair
+            assert shown_pair(test_id) == pair
         if number == 1:
             page.locator("#ab-pair").screenshot(path=str(shot_dir() / "compare-blind-test-pair.png"))
         side = "same" if wanted == "same" else ("left" if (wanted == "a") == pair["a_left"] else "right")

@@ -31,7 +31,7 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Monitor", id="monitor"):
                 monitor = monitor_tab.build()
             with gr.Tab("Compare", id="compare"):
-                compare = compare_tab.build()
+                compare = compare_tab.build(authorized)
             with gr.Tab("Overlay", id="overlay"):
                 overlay = overlay_tab.build()
 
@@ -55,6 +55,9 @@ def build_demo() -> gr.Blocks:
                                 api_visibility="private")
         runs["selected"].change(lambda r: show_run(r)[:2], runs["selected"], [monitor["run"], compare["run"]],
                                 api_visibility="private")
+        for chosen in (launch["run_id"], runs["selected"]):  # Compare then compares that run's checkpoint
+            chosen.change(lambda r: gr.skip() if r in (None, "") else compare_tab.RUN_SOURCE, chosen,
+                          compare["source"], api_visibility="private")
     return demo
 
 
@@ -70,6 +73,7 @@ def launch_options() -> dict:
     from jobs import settings
 
     return {"theme": gr.themes.Soft(), "css_paths": [STATIC / "style.css"], "allowed_paths": [],
+            "head": f"<script>{(STATIC / 'ab_keys.js').read_text()}</script>",  # the blind test's keys
             "blocked_paths": [str(settings.data_dir())],
             # bodies and uploads bounded before they are read (app/http_limits.py); Gradio's own upload
             # bound too, in case a route of its bypasses the middleware

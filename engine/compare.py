@@ -4,7 +4,8 @@
              prompts=["a red circle on a black background"], seeds=[0, 1], rewards=["preference"])
 
 Each (adapter, prompt, seed) is sampled by the deterministic ODE sampler from noise fixed by the
-seed alone, so base and tuned, or two runs, differ only by their weights. `None` is the base model.
+seed alone, so base and tuned, or two runs, differ only by their weights. `None` is the base model;
+an adapter is a LoRA folder (an absolute path) or a Hub id, downloaded into the Hugging Face cache.
 The model is loaded once per process and each LoRA once, as a named adapter that is switched on
 for its own rows (the UI runs this in a separate process that keeps them between requests).
 """
@@ -44,7 +45,7 @@ def _activate(model, adapter: str | None) -> None:
         if getattr(transformer, "peft_config", None):
             transformer.disable_lora()
         return
-    folder = Path(adapter)
+    folder = _lora_folder(adapter)
     if not (folder / LORA_WEIGHTS).exists():
         raise FileNotFoundError(f"no LoRA weights ({LORA_WEIGHTS}) in {folder}")
     name = "lora_" + hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:12]
@@ -52,6 +53,15 @@ def _activate(model, adapter: str | None) -> None:
         transformer.load_lora_adapter(str(folder), prefix="transformer", weight_name=LORA_WEIGHTS, adapter_name=name)
     transformer.enable_lora()
     transformer.set_adapters([name])
+
+
+def _lora_folder(adapter: str) -> Path:
+    """The LoRA's folder: the path itself, or a Hub LoRA's weights fetched into the Hugging Face cache."""
+    if Path(adapter).is_absolute():
+        return Path(adapter)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(adapter, allow_patterns=[LORA_WEIGHTS]))
 
 
 def sample_from_noise(model, prompts: list[str], noise: torch.Tensor, steps: int, shift: float,

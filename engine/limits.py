@@ -59,6 +59,7 @@ LIMITS = {limit.name: limit for limit in (
     Limit("queued_runs", 50, "runs waiting in the queue"),  # jobs: a submission beyond it is refused
     Limit("config_mb", 16, "MB of YAML"),  # a config file or a --set value (engine/safe_yaml.py)
     Limit("config_nodes", 1_000_000, "YAML values (aliases expanded)"),  # ... counted with its aliases expanded
+    Limit("votes_per_visitor", 500, "votes per visitor"),  # the blind A/B test (app/ab_tab.py), every test together
 )}
 
 

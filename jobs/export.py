@@ -1,6 +1,7 @@
 """Export a run for use outside the tool: a zip (or a folder) with its config, its metrics as CSV
-and JSON Lines (rebuilt from the database), its evaluations, the newest samples, and the LoRA of
-its last checkpoint in the diffusers format (`pipe.load_lora_weights(folder)`).
+and JSON Lines (rebuilt from the database), its evaluations, the votes of the blind A/B tests its
+checkpoints took part in (ab_votes.csv), the newest samples, and the LoRA of its last checkpoint
+in the diffusers format (`pipe.load_lora_weights(folder)`).
 
 The LoRA's folder `lora/` is what a Hub repository holds (jobs/hub.py pushes it): the weights, the
 model card README.md (engine/model_card.py: base model, tags, settings, the training and held-out
@@ -16,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from engine.model_card import CARD, CardFacts, lora_card
-from jobs import queries, runs, settings
+from jobs import queries, runs, settings, votes
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.checkpoint.LORA_WEIGHTS (no torch import here)
 LORA = "lora"
@@ -46,6 +47,9 @@ def contents(run_id: int, repo_id: str | None = None) -> dict[str, bytes | Path]
         "records.jsonl": "".join(json.dumps(r) + "\n" for r in records).encode(),
         "evaluations.json": json.dumps(queries.evaluations(run_id), indent=1, default=str).encode(),
     }
+    tests = votes.tests_of_run(run_id)
+    if tests:  # the blind A/B tests in which a checkpoint of this run was one of the two models
+        files["ab_votes.csv"] = votes.votes_csv(tests).encode()
     samples = queries.samples(run_id)
     newest = max((s["trained"] for s in samples), default=None)
     for s in samples:

@@ -1,4 +1,5 @@
-"""The tables: runs, per-iteration metrics, G²RPO attribution, curve buckets, samples, checkpoints, evaluations.
+"""The tables: runs, per-iteration metrics, G²RPO attribution, curve buckets, samples, checkpoints, evaluations,
+workers, and the blind A/B tests with their votes.
 
 Everything the UI shows is read from here. Images and checkpoints stay files in the run folder
 (`settings.run_dir(id)`); the tables hold their paths relative to it, so moving the data folder
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
@@ -168,3 +169,43 @@ class WorkerBeat(SQLModel, table=True):
     gpu_memory: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))  # bytes, the smallest GPU's
     started_at: datetime = timestamp(now=True)
     seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(), nullable=False, index=True))
+
+
+class VoteTest(SQLModel, table=True):
+    """A blind A/B test (app/ab_tab.py): two models (references as app/model_choice.py reads them),
+    a prompt set and seeds per prompt. Its items are prompts × seeds; a visitor votes each at most once."""
+    __tablename__ = "ab_tests"
+    id: int | None = Field(default=None, primary_key=True)
+    model_a: str  # "run:3:checkpoints/iter_000020", "base", a LoRA folder, a Hub id
+    model_b: str
+    label_a: str
+    label_b: str
+    run_a: int | None = Field(default=None, index=True)  # the run a side's checkpoint comes from (its export)
+    run_b: int | None = Field(default=None, index=True)
+    settings: dict = Field(sa_column=Column(JSON, nullable=False))  # model, sampling, rewards: both drawn alike
+    prompt_set: str  # "held-out", "sample" or "own"
+    prompts: list = Field(sa_column=Column(JSON, nullable=False))
+    seeds: int  # per prompt: seeds 0 .. seeds - 1
+    created_by: str | None = None  # who started it, when logged in
+    created_at: datetime = timestamp(now=True)
+
+
+class VotePair(SQLModel, table=True):
+    """One pair drawn for one visitor: its prompt and seed, the order shown (model A on the left or
+    not), both images' scores, and the vote once cast. Drawn ahead of time, it can be voted on only
+    after it was shown to that visitor, and only once."""
+    __tablename__ = "ab_pairs"
+    __table_args__ = (UniqueConstraint("test_id", "visitor", "item", name="uq_ab_pairs_test_visitor_item"),)
+    id: int | None = Field(default=None, primary_key=True)
+    test_id: int = Field(foreign_key="ab_tests.id", ondelete="CASCADE")
+    visitor: str  # the browser's random token, or "hf:<user>" when signed in with Hugging Face
+    item: int  # prompt index * seeds + seed
+    prompt: str
+    seed: int
+    a_left: bool  # the order shown: model A on the left
+    scores: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # {reward: [A's, B's]}
+    created_at: datetime = timestamp(now=True)  # drawn
+    shown_at: datetime | None = timestamp()
+    choice: str | None = None  # as cast: "left", "right" or "same"
+    voter: str | None = None  # who voted, when logged in: "hf:<user>" or "password"
+    voted_at: datetime | None = timestamp()

@@ -106,9 +106,9 @@ def test_launch_and_watch_the_reward_and_the_heatmap_grow_then_compare(page):
     prompt = page.locator("#compare-prompt textarea")
     prompt.fill("a red circle on a black background")
     page.click("#compare-button")
-    page.locator("#compare-tuned img").wait_for(timeout=120_000)
+    page.locator("#compare-images img").first.wait_for(timeout=120_000)
     wait_until(lambda: "preference" in page.locator("#compare-scores").inner_text(), 30, "the scores")
-    assert page.locator("#compare-base img").count() == 1
+    assert page.locator("#compare-images img").count() == 2  # base and tuned, captioned under each
     shot(page, "compare")
 
 

@@ -34,4 +34,4 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow  # the study's --quick run end to end and the sweep's (about 15 minutes)
 
 bench: $(STAMP)
-	$(PY) -m engine.bench
+	$(PY) -m engine.tools.bench

@@ -22,7 +22,7 @@ import gradio as gr
 from app import ab_ahead, ab_results, auth, compare_html, model_choice
 from app.errors import in_message_line, page_error, user_errors
 from app.redact import redact
-from engine.limits import limit
+from engine.config.limits import limit
 
 PROMPT_SETS = {"held-out prompts": "held-out", "the run's sample prompts": "sample", "my own list": "own"}
 MAX_PROMPTS, MAX_SEEDS, MAX_PAIRS = 200, 8, 1000  # per test

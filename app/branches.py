@@ -1,7 +1,7 @@
 """Monitor's branch explorer: one (iteration, prompt, k) group of a G²RPO run, its G members' completed
 images at every granularity λ, ranked by mixed advantage, each captioned with its numbers.
 
-The trainer keeps the branches every train.branch_every iterations (engine/branches.py); jobs/branches.py
+The trainer keeps the branches every train.branch_every iterations (engine/training/branches.py); jobs/branches.py
 reads them. Images are sent inline as small PNGs (the data folder is never served), the built-in
 model's 32x32 enlarged with nearest-neighbour so its pixels stay sharp. No torch.
 """

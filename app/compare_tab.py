@@ -19,7 +19,7 @@ from app.errors import in_message_line, page_error, page_text, user_errors
 from app.numbers import selected_id, whole
 from app.redact import redact
 from app.runs_tab import run_choices
-from engine.limits import SEED_MAX
+from engine.config.limits import SEED_MAX
 
 DISPLAY_PIXELS = 256  # small models draw 32x32: enlarged without smoothing, so pixels stay honest
 MAX_SEEDS = 16  # a grid's seeds, and the prompts of a two-run comparison (open to every visitor)

@@ -3,7 +3,7 @@ iteration, the time as a range (jobs/forecast.py: measured on this machine when 
 model and algorithm before, held-out evaluations and samples counted, the present load on the upper
 end), peak memory, and a warning when it is long or needs a GPU no worker has.
 
-No torch here (engine.estimate and jobs.forecast import none).
+No torch here (engine.config.estimate and jobs.forecast import none).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 
 from app import forms
 from engine.config import ConfigError, parse_config
-from engine.estimate import SMALL, duration, machine_memory
+from engine.config.estimate import SMALL, duration, machine_memory
 
 GB = 1e9
 LONG_S = 3600  # warn above an hour: the default preset ran two hours on 2 cores, and no form said so

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.numbers import number, shown
 from engine.config import ConfigError, parse_config, read_yaml
-from engine.limits import limit
+from engine.config.limits import limit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file

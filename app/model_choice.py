@@ -24,11 +24,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from engine.hub import HUB_ID, check_source, is_local
+from engine.training.hub import HUB_ID, check_source, is_local
 from app.redact import redact
-from engine.limits import excerpt, limit
+from engine.config.limits import excerpt, limit
 
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.checkpoint.LORA_WEIGHTS (no torch import here)
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.training.checkpoint.LORA_WEIGHTS (no torch import here)
 REPOSITORY = Path(__file__).resolve().parent.parent
 RUN = re.compile(r"^(?:run[: ]\s*|#)(\d{1,18})(?::(.+))?$", re.IGNORECASE)
 BASE = "base"
@@ -105,7 +105,7 @@ def _run_side(run_id: int, checkpoint: str | None) -> Side:
 
 
 def _folder_side(text: str) -> Side:
-    from engine.files import inside
+    from engine.config.files import inside
 
     folder, allowed = Path(text).expanduser(), lora_folders()
     if not inside(text, allowed):  # said without looking at whether the path exists
@@ -180,7 +180,7 @@ def _config_settings(path: Path, shown: str) -> dict:
     import yaml
 
     from engine.config import ConfigError, parse_config
-    from engine.files import local_source_refused
+    from engine.config.files import local_source_refused
     from engine.models import model_problems
     from engine.rewards import reward_problems
 

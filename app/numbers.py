@@ -12,7 +12,7 @@ import math
 
 import gradio as gr
 
-from engine.limits import excerpt
+from engine.config.limits import excerpt
 
 MAX_CHARS = 40  # a number typed as text: longer is no number any field here takes
 RUN_ID_MAX = 2**63 - 1  # the database's integer (jobs.api.MAX_ID; not imported: the UI loads jobs lazily)

@@ -115,7 +115,7 @@ def selection(run_id) -> tuple:
         parts.append(f"Tags: {escape.markdown(', '.join(run['tags']))}.")
     if run["status"] in RESUMABLE:
         parts.append(f"Resume: {redo_note(run['id'])}.")
-    from engine.tracking import locations
+    from engine.training.tracking import locations
 
     # Markdown with the folders in code spans, redacted: "TensorBoard: `<run>/trackers/g2rpo`"
     parts += [f"{redact(line, run['id'])}." for line in locations(run["config"], run["folder"])]

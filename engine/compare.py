@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.checkpoint import LORA_WEIGHTS
+from engine.training.checkpoint import LORA_WEIGHTS
 from engine.config import ModelConfig
 from engine.models import build_model
 from engine.models.base import VelocityRunner
 from engine.rewards import build_reward
-from engine.rollout import ode_images
-from engine.sampling import sigma_grid
+from engine.method.rollout import ode_images
+from engine.method.sampling import sigma_grid
 
 _models: dict[str, object] = {}  # model config -> loaded model (with its adapters)
 _rewards: dict[str, object] = {}

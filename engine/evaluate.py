@@ -16,13 +16,13 @@ import sys
 import torch
 from tqdm.auto import tqdm
 
-from engine.checkpoint import LORA_WEIGHTS
+from engine.training.checkpoint import LORA_WEIGHTS
 from engine.config import ConfigError, ModelConfig
 from engine.models import build_model, check_model_prompts, model_names
 from engine.models.base import VelocityRunner
 from engine.rewards import build_reward, reward_names
-from engine.rollout import ode_images
-from engine.sampling import sigma_grid
+from engine.method.rollout import ode_images
+from engine.method.sampling import sigma_grid
 
 DEFAULT_REWARDS = ("preference", "adherence", "background", "colour", "shape", "count")
 

@@ -21,9 +21,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from engine.checkpoint import latest_checkpoint  # noqa: E402
+from engine.training.checkpoint import latest_checkpoint  # noqa: E402
 from engine.config import ModelConfig  # noqa: E402
-from engine.records import read_records  # noqa: E402
+from engine.training.records import read_records  # noqa: E402
 
 GRID_PROMPTS = ("a red triangle on a black background", "two red triangles on a white background",
                 "a blue circle on a white background", "three blue circles on a gray background",

@@ -57,9 +57,9 @@ def evaluate(cfg, lora: Path | None, plan: dict, rewards: list) -> dict:
 
 def run_entry(plan: dict, entry: dict, out: Path, rewards: list) -> dict:
     """Train (or finish) and score one entry; its result.json makes a re-run skip it."""
-    from engine.checkpoint import latest_checkpoint
-    from engine.records import read_records
-    from engine.trainer import Trainer
+    from engine.training.checkpoint import latest_checkpoint
+    from engine.training.records import read_records
+    from engine.training.trainer import Trainer
 
     folder = out / entry["name"]
     cfg = entry_config(plan, entry)

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from engine.config import ConfigError, load_config
-from engine.errors import CheckpointError, NonFiniteError
+from engine.training.errors import CheckpointError, NonFiniteError
 
 CONFIG_FILE = "config.yaml"
 
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from engine.trainer import Trainer  # heavy imports only once the config is known to be good
+    from engine.training.trainer import Trainer  # heavy imports only once the config is known to be good
 
     # Under `accelerate launch` every process runs this. The Trainer's Accelerator is the first
     # accelerate state made: one made earlier would miss the launcher's CPU setting.

@@ -27,7 +27,7 @@ from jobs.models import ACTIVE, RESUMABLE, Checkpoint, Evaluation, Run
 from jobs.settings import StorageError  # noqa: F401  (re-exported for callers)
 
 from engine.config import ConfigError  # noqa: F401  (light: re-exported for callers)
-from engine.limits import excerpt
+from engine.config.limits import excerpt
 
 MAX_ID = 2**63 - 1  # the database's integer
 
@@ -56,7 +56,7 @@ def check_config(config: str | Path | dict | None, overrides=()) -> dict:
     config names read only from settings.config_file_dirs(), and the run's estimated memory and
     time checked against this machine. Returns the resolved config."""
     from engine.config import load_config
-    from engine.estimate import budget_problems
+    from engine.config.estimate import budget_problems
 
     cfg = load_config(config, list(overrides), read_from=settings.config_file_dirs())
     problems = budget_problems(cfg)
@@ -81,7 +81,7 @@ def submit(config: str | Path | dict | None, overrides=(), name: str = "") -> in
 
 def _room_in_queue() -> None:
     """JobError when as many runs wait as G2RPO_MAX_QUEUED_RUNS allows (a flood of small runs)."""
-    from engine.limits import too_large
+    from engine.config.limits import too_large
 
     with db.session() as s:
         waiting = s.scalar(select(func.count()).where(Run.status == "queued"))
@@ -199,7 +199,7 @@ def workers_alive() -> int:
 def cancel(run_id: int) -> str:
     """Stop a run: a queued one never starts; a running one stops within about a second (or once
     the iteration it is updating on finishes) and keeps its metrics, samples and checkpoints, plus a
-    checkpoint of its last completed iteration (engine/stopping.py), so a resume redoes nothing.
+    checkpoint of its last completed iteration (engine/training/stopping.py), so a resume redoes nothing.
     Returns 'cancelled' or 'cancelling' (a worker confirms)."""
     state = runs.cancel(_id(run_id))
     if state is None:
@@ -224,7 +224,7 @@ def resume_point(run_id: int) -> dict:
     """What a resume would redo: {"done": iterations recorded, "start": iterations its newest intact
     checkpoint holds (where training restarts, as the trainer picks it: a newer one whose files
     differ from their checksums is skipped; 0 without one), "redo": done - start}."""
-    from engine.checksums import mismatch
+    from engine.training.checksums import mismatch
 
     run = _run(run_id)
     done = 0 if run.last_iteration is None else run.last_iteration + 1

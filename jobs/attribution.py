@@ -20,7 +20,7 @@ finest granularity (how much the noise injected at k moves the reward) and the m
 correlation between the granularities' advantages (whether they agree). `variances` gives, per
 reward model and per verifier component, the mean over prompts of the members' variance at the
 finest granularity per step: bucket means of it are a window's pooled variance, from which the
-Monitor draws each step's share of the variance (engine/attribution.py defines the share).
+Monitor draws each step's share of the variance (engine/attribution/__init__.py defines the share).
 """
 from __future__ import annotations
 

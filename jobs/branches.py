@@ -1,7 +1,7 @@
 """The branch explorer's read side: which iterations kept their branches, and one (iteration, prompt, k)
 group's members, ranked by mixed advantage, with their images at every λ and their numbers.
 
-The trainer writes the store (engine/branches.py describes its layout). Nothing here imports torch:
+The trainer writes the store (engine/training/branches.py describes its layout). Nothing here imports torch:
 the UI process reads it with numpy and PIL. Bad choices raise BranchError with a one-line message.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.branches import NUMBERS, iteration_dir, mosaic_name, stored_iterations
+from engine.training.branches import NUMBERS, iteration_dir, mosaic_name, stored_iterations
 from jobs import settings
 
 

@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 # Imported here so the fork server loads them once for every job.
 import engine.models.tiny_flux  # noqa: F401
-import engine.trainer  # noqa: F401
+import engine.training.trainer  # noqa: F401
 import peft  # noqa: F401
-from engine.checkpoint import checkpoints
+from engine.training.checkpoint import checkpoints
 from engine.config import ConfigError, config_from_dict
-from engine.errors import TrainingError
-from engine.stopping import StopRequest
+from engine.training.errors import TrainingError
+from engine.training.stopping import StopRequest
 from jobs import db, settings
 from jobs.models import Checkpoint, Run
 from jobs.sink import GUARD, RunSink
@@ -55,7 +55,7 @@ def drop_unrecorded_checkpoints(run_id: int) -> None:
 
 
 def train(run_id: int) -> None:
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     folder = settings.run_dir(run_id)
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ checkpoints took part in (ab_votes.csv), the newest samples, and the LoRA of its
 in the diffusers format (`pipe.load_lora_weights(folder)`).
 
 The LoRA's folder `lora/` is what a Hub repository holds (jobs/hub.py pushes it): the weights, the
-model card README.md (engine/model_card.py: base model, tags, settings, the training and held-out
+model card README.md (engine/training/model_card.py: base model, tags, settings, the training and held-out
 scores from the database) and the card's sample images in `lora/images/`."""
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import yaml
 
-from engine.model_card import CARD, CardFacts, lora_card
+from engine.training.model_card import CARD, CardFacts, lora_card
 from jobs import queries, runs, settings, votes
 
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.checkpoint.LORA_WEIGHTS (no torch import here)
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # engine.training.checkpoint.LORA_WEIGHTS (no torch import here)
 LORA = "lora"
 
 

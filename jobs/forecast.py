@@ -3,14 +3,14 @@ measured time once it has run.
 
     forecast(cfg) -> {"low_s", "high_s", "seconds_per_evaluation", "basis", "evaluations", ...}
 
-Model evaluations are counted exactly (engine.estimate.evaluations: rollout, training, samples and
+Model evaluations are counted exactly (engine.config.estimate.evaluations: rollout, training, samples and
 held-out evaluations averaged per iteration). Seconds per evaluation, best first:
 
 1. measured on this machine by recent runs of the same model and algorithm: a low quantile of their
    iterations' seconds per evaluation (IDLE_QUANTILE), so iterations slowed by other work on the
    machine do not make every later forecast pessimistic;
 2. for the built-in and tiny-flux models, the rates fitted on this project's 2-core CPU
-   (engine.estimate): a machine that has not trained yet (a faster CPU, a GPU) is not measured
+   (engine.config.estimate): a machine that has not trained yet (a faster CPU, a GPU) is not measured
    until its first run;
 3. for FLUX and SD3.5, the assumed GPU throughput (rough).
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from engine.estimate import SMALL, estimate, evaluations
+from engine.config.estimate import SMALL, estimate, evaluations
 
 IDLE_QUANTILE = 0.2
 LOW, HIGH = 0.85, 1.2

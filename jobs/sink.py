@@ -164,7 +164,7 @@ class RunSink:
 
     def begin(self, start_iteration: int) -> None:
         """Call once the trainer knows where it starts (after loading the checkpoint)."""
-        from engine.records import JsonlSink  # torch: only the training child needs it
+        from engine.training.records import JsonlSink  # torch: only the training child needs it
 
         self.jsonl = JsonlSink(settings.run_dir(self.run_id) / "records.jsonl", start_iteration)
         with db.session() as s:
@@ -172,7 +172,7 @@ class RunSink:
             s.commit()
 
     def checkpoint(self, trained: int, path: str) -> None:
-        """A checkpoint saved outside a record (on a cancel, engine/stopping.py), after `trained`
+        """A checkpoint saved outside a record (on a cancel, engine/training/stopping.py), after `trained`
         iterations: stored as the record of iteration trained - 1 would have listed it, so a
         resume starts after it and nothing is redone."""
         with GUARD.held(), db.session() as s:

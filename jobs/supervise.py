@@ -76,7 +76,7 @@ def kill_group(proc) -> None:
 
 def stop_keeping_progress(proc) -> None:
     """A cancel: SIGUSR1 asks the trainer to stop with a checkpoint of its last completed iteration
-    (engine/stopping.py; at once during a rollout, after the iteration during an update). What has
+    (engine/training/stopping.py; at once during a rollout, after the iteration during an update). What has
     not exited after CANCEL_GRACE_S, or when the worker shuts down, is killed as before."""
     try:
         os.kill(proc.pid, signal.SIGUSR1)

@@ -6,7 +6,7 @@ import gradio as gr
 import pytest
 
 from app import compare_tab, errors, monitor, monitor_tab, runs_tab
-from engine.checksums import write_checksums
+from engine.training.checksums import write_checksums
 from jobs import api, runs, settings
 from jobs.models import utcnow
 from jobs.sink import RunSink

@@ -1,4 +1,4 @@
-"""The attribution instrument (engine/attribution.py): its shares, its intervals, its CLI."""
+"""The attribution instrument (engine/attribution/__init__.py): its shares, its intervals, its CLI."""
 import json
 
 import numpy as np
@@ -9,7 +9,7 @@ from engine import attribution
 from engine.algorithms import build_algorithm
 from engine.config import load_config
 from engine.models.base import FlowModel
-from engine.sampling import sde_std
+from engine.method.sampling import sde_std
 
 
 class StillFlow(FlowModel):

@@ -5,7 +5,7 @@ import pytest
 
 from app import attribution, monitor, monitor_tab
 from engine.config import load_config
-from engine.records import read_records
+from engine.training.records import read_records
 from jobs import api, db, queries, runs, settings
 from jobs.sink import RunSink
 from jobs.testing import SMALL, fake_config, fake_record, one_torch_thread

@@ -1,4 +1,4 @@
-"""The branch explorer's store (engine/branches.py), its read side (jobs/branches.py) and its view
+"""The branch explorer's store (engine/training/branches.py), its read side (jobs/branches.py) and its view
 (app/branches.py): every member's image at every (prompt, k, λ) back in its place, ranked by mixed
 advantage, within a bounded size, kept at the configured cadence by the trainer."""
 import base64
@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from app import branches as view_branches
-from engine.branches import MAX_PROMPTS, NUMBERS, BranchWriter, iteration_dir, stored_iterations
+from engine.training.branches import MAX_PROMPTS, NUMBERS, BranchWriter, iteration_dir, stored_iterations
 from engine.config import ConfigError, load_config
-from engine.records import read_records
-from engine.trainer import Trainer
+from engine.training.records import read_records
+from engine.training.trainer import Trainer
 from jobs import branches
 
 L, K, P, G = 2, 3, 2, 4

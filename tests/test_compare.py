@@ -5,7 +5,7 @@ import torch
 
 from engine import compare
 from engine.models import build_model
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

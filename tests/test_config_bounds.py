@@ -4,7 +4,7 @@ message echoes long input or a file's content."""
 import pytest
 
 from engine.config import ConfigError, load_config
-from engine.limits import LIMITS
+from engine.config.limits import LIMITS
 
 SIZE_LIKE = {  # override -> the limit it crosses
     "algorithm.group_size=65": "group_size",

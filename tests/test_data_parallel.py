@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from engine.algorithms import build_algorithm
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.rollout import RolloutNoise
+from engine.method.rollout import RolloutNoise
 
 
 def by_prompt(images: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:

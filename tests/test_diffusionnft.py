@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from engine.objective import nft_loss, optimality_probability
-from engine.records import read_records
-from engine.trainer import Trainer
+from engine.method.objective import nft_loss, optimality_probability
+from engine.training.records import read_records
+from engine.training.trainer import Trainer
 
 
 def random_case(seed=0, n=3):
@@ -105,7 +105,7 @@ def test_group_noise_noises_a_groups_members_alike(small_config):
     from engine.algorithms import build_algorithm
     from engine.models import build_model
     from engine.models.base import VelocityRunner
-    from engine.rollout import RolloutNoise
+    from engine.method.rollout import RolloutNoise
 
     for shared in (False, True):
         cfg = small_config("algorithm.name=diffusionnft", f"algorithm.nft_group_noise={str(shared).lower()}")
@@ -123,7 +123,7 @@ def test_rollout_noise_renoises_each_sample_with_the_noise_it_was_drawn_from(sma
     from engine.algorithms import build_algorithm
     from engine.models import build_model
     from engine.models.base import VelocityRunner
-    from engine.rollout import RolloutNoise
+    from engine.method.rollout import RolloutNoise
 
     outs = {}
     for how in ("fresh", "rollout"):
@@ -189,7 +189,7 @@ def test_without_negatives_the_worse_half_of_a_group_is_not_pushed(small_config)
     from engine.algorithms import build_algorithm
     from engine.models import build_model
     from engine.models.base import VelocityRunner
-    from engine.rollout import RolloutNoise
+    from engine.method.rollout import RolloutNoise
 
     cfg = small_config("algorithm.name=diffusionnft", "algorithm.nft_negatives=false")
     model = build_model(cfg.model)

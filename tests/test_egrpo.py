@@ -5,12 +5,12 @@ import torch
 
 from engine.algorithms import build_algorithm
 from engine.config import ConfigError
-from engine.estimate import evaluations
+from engine.config.estimate import evaluations
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.rollout import RolloutNoise
-from engine.sampling import gaussian_logprob, sde_mean, sde_std
-from engine.trainer import Trainer
+from engine.method.rollout import RolloutNoise
+from engine.method.sampling import gaussian_logprob, sde_mean, sde_std
+from engine.training.trainer import Trainer
 
 MERGED = ["algorithm.name=egrpo", "algorithm.branch_steps=[0,1,3]", "algorithm.merge_steps=[1,2,3]"]
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from engine.estimate import budget_problems, estimate, evaluations
-from engine.trainer import Trainer
+from engine.config.estimate import budget_problems, estimate, evaluations
+from engine.training.trainer import Trainer
 from jobs.testing import REPO, one_torch_thread
 
 
@@ -38,7 +38,7 @@ def test_a_run_the_machine_cannot_hold_is_refused_with_its_estimate(small_config
 @pytest.mark.parametrize("overrides", [["model.name=builtin", "algorithm.group_size=24"],
                                        ["model.name=builtin", "algorithm.name=flowgrpo", "algorithm.group_size=24"]])
 def test_a_measured_iteration_stays_within_its_estimate(overrides):
-    done = subprocess.run([sys.executable, "-m", "engine.measure", *sum((["--set", o] for o in overrides), [])],
+    done = subprocess.run([sys.executable, "-m", "engine.tools.measure", *sum((["--set", o] for o in overrides), [])],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     measured = json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,10 +1,10 @@
-"""engine.gradient_snr: the signal fraction of gradient estimates, and the CLI on a tiny model."""
+"""engine.tools.gradient_snr: the signal fraction of gradient estimates, and the CLI on a tiny model."""
 import json
 
 import pytest
 import torch
 
-from engine.gradient_snr import main, signal_fraction
+from engine.tools.gradient_snr import main, signal_fraction
 from tests.conftest import PROMPTS
 
 

@@ -17,7 +17,7 @@ import gradio as gr
 import pytest
 from markdown_it import MarkdownIt
 
-from engine import safe_yaml
+from engine.config import safe_yaml
 from engine.config import Config, ConfigError, load_config, parse_config
 from jobs import api, runs, settings
 from jobs.testing import REPO, fake_config

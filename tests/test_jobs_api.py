@@ -107,7 +107,7 @@ def test_a_checkpoint_whose_record_was_lost_is_dropped_before_resuming():
 
 
 def test_export_has_config_metrics_records_and_the_lora(data):
-    from engine.checkpoint import LORA_WEIGHTS
+    from engine.training.checkpoint import LORA_WEIGHTS
     from jobs.export import LORA_WEIGHTS as EXPORTED
 
     cfg = load_config("configs/g2rpo.yaml", SMALL + ["train.iterations=2", "train.checkpoint_every=2"])

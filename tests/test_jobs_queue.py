@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.records import read_records
+from engine.training.records import read_records
 from jobs import api, db, queue, runs, settings
 from jobs.testing import REDIS_URL, REPO, SMALL, WorkerProcess, redis_reachable, throwaway_postgres, wait_for
 

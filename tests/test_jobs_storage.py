@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from engine.config import load_config
-from engine.records import read_records
+from engine.training.records import read_records
 from jobs import db, queries, runs, settings
 from jobs.models import Metric
 from jobs.sink import RunSink

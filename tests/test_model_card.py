@@ -8,7 +8,7 @@ import torch
 from huggingface_hub import ModelCard
 
 from engine.config import load_config
-from engine.model_card import CardFacts, lora_card
+from engine.training.model_card import CardFacts, lora_card
 from jobs import api, db, queries, runs, settings
 from jobs.testing import one_torch_thread
 from tests.test_pipeline_models import PROMPTS, stock_images, stock_pipeline, tiny_config

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from engine.objective import clipped_policy_loss, gaussian_kl, group_advantages, integrate_advantages
+from engine.method.objective import clipped_policy_loss, gaussian_kl, group_advantages, integrate_advantages
 
 
 def test_equal_rewards_give_zero_advantage_not_nan():

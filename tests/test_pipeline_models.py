@@ -11,9 +11,9 @@ import torch
 from safetensors import safe_open
 
 from engine import compare
-from engine.checkpoint import LORA_WEIGHTS
+from engine.training.checkpoint import LORA_WEIGHTS
 from engine.config import ConfigError, load_config
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 from tests.tiny_pipelines import RESOLUTION, save_tiny_flux, save_tiny_sd3
 
 PROMPTS = ["a red cat", "a dog in snow"]
@@ -67,7 +67,7 @@ def stock_pipeline(which: str, folder, lora=None):
 
 def stock_images(pipe, which: str, noise: torch.Tensor) -> torch.Tensor:
     """The stock pipeline's images for PROMPTS from the engine's noise on the engine's time grid."""
-    # The scheduler shifts these by sampling.shift = 3 exactly as engine.sampling.sigma_grid does.
+    # The scheduler shifts these by sampling.shift = 3 exactly as engine.method.sampling.sigma_grid does.
     sigmas = np.linspace(1.0, 1 / STEPS, STEPS)
     guidance = {"sd3": 4.5, "flux": 3.5}[which]
     out = pipe(PROMPTS, latents=noise, num_inference_steps=STEPS, sigmas=sigmas, guidance_scale=guidance,

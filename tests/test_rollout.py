@@ -4,8 +4,8 @@ import torch
 from engine.algorithms import build_algorithm
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.rollout import RolloutNoise
-from engine.sampling import completion_schedule
+from engine.method.rollout import RolloutNoise
+from engine.method.sampling import completion_schedule
 
 
 def rollout(cfg, micro_batch, prompts=2, seed=0, iteration=0):
@@ -93,7 +93,7 @@ def test_mixgrpo_window_wraps_around(small_config):
 def test_inference_mode_rollouts_equal_no_grad_ones_and_train_once_made_normal(small_config):
     """The trainer samples under torch.inference_mode: the same numbers as under no_grad, and
     normal_tensors makes them usable by the update (an inference tensor cannot be saved for backward)."""
-    from engine.rollout import normal_tensors
+    from engine.method.rollout import normal_tensors
 
     for name in ("g2rpo", "diffusionnft"):
         cfg = small_config(f"algorithm.name={name}")

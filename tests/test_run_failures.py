@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from engine.checkpoint import CHECKSUMS, TRAINABLE, TRAINING_STATE, checkpoints
-from engine.errors import CheckpointError, NonFiniteError
-from engine.records import read_records
-from engine.trainer import Trainer
+from engine.training.checkpoint import CHECKSUMS, TRAINABLE, TRAINING_STATE, checkpoints
+from engine.training.errors import CheckpointError, NonFiniteError
+from engine.training.records import read_records
+from engine.training.trainer import Trainer
 from jobs import api, db, runs
 from jobs.testing import REPO, SMALL, one_torch_thread
 

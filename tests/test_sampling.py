@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from engine.sampling import (completion_schedule, gaussian_logprob, noise_levels, ode_step, sde_mean, sde_std,
+from engine.method.sampling import (completion_schedule, gaussian_logprob, noise_levels, ode_step, sde_mean, sde_std,
                              sde_step, sigma_grid)
 
 SPEC_GRID = [1.0, .9783, .9545, .9286, .9, .8684, .8333, .7941, .75, .7, .6429, .5769, .5, .4091, .3, .1667, 0]
@@ -99,7 +99,7 @@ def authors_run_ode_sample_step(velocity, x, sigmas, k):
 
 
 def _engine_completion(velocity, x, k, lam, steps, end):
-    from engine.rollout import integrate_ode
+    from engine.method.rollout import integrate_ode
 
     grid = sigma_grid(steps, 3.0).double()
     runner = lambda x, s, cond, idx: velocity(x, s.reshape(-1, 1))  # noqa: E731 (a fake model)

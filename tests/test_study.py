@@ -87,7 +87,7 @@ def test_a_run_goes_on_until_every_budget_is_reached_and_saves_at_every_crossing
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_to_the_uninterrupted_result(tiny_plan, tmp_path, monkeypatch):
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     method = tiny_plan.methods[0]
     whole = runs.train_run(tiny_plan, "brightness", method, 0, tmp_path / "whole", 0.0005, progress=False)
@@ -180,7 +180,7 @@ def test_the_hacking_table_flags_a_learned_reward_that_rises_while_the_verifiers
 def test_a_second_invocation_skips_finished_runs_and_scores(tiny_plan, tmp_path, monkeypatch):
     from engine import evaluate as engine_evaluate
     from engine.study.__main__ import run_plan
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     rows = run_plan(tiny_plan, tmp_path, progress=False)
     assert {r["method"] for r in rows} == {"base", "g2rpo-L12", "dancegrpo"}

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from engine.config import ConfigError, load_config
-from engine.records import read_records
-from engine.tracking import FOLDER, flat_config
+from engine.training.records import read_records
+from engine.training.tracking import FOLDER, flat_config
 from jobs import queries, runs, settings
 from jobs.testing import REPO, SMALL, one_torch_thread
 

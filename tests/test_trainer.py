@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from engine.checkpoint import LORA_WEIGHTS, latest_checkpoint
+from engine.training.checkpoint import LORA_WEIGHTS, latest_checkpoint
 from engine.models import build_model
-from engine.records import read_records
+from engine.training.records import read_records
 from engine.rewards import build_reward
-from engine.trainer import Trainer
+from engine.training.trainer import Trainer
 
 METRICS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
 
@@ -192,10 +192,10 @@ def test_compiled_training_agrees_with_eager(small_config, tmp_path):
 
 @pytest.mark.parametrize("when", ["rollout", "update"])
 def test_a_stop_request_keeps_the_last_completed_iteration_and_resumes_exactly(small_config, tmp_path, when):
-    """A cancel (engine/stopping.py): asked during iteration 2's rollout, the iteration is abandoned
+    """A cancel (engine/training/stopping.py): asked during iteration 2's rollout, the iteration is abandoned
     and the checkpoint holds 2 iterations; asked during its update, the iteration finishes and the
     checkpoint holds 3. Either way a resume from it continues exactly as a run never stopped."""
-    from engine.stopping import StopRequest
+    from engine.training.stopping import StopRequest
 
     cfg = small_config("train.iterations=4", "train.checkpoint_every=1000")
     straight = Trainer(cfg, tmp_path / "straight").run(progress=False)

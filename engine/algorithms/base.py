@@ -9,9 +9,9 @@ import torch
 
 from engine.config import Config
 from engine.models.base import Cond, VelocityRunner
-from engine.objective import group_advantages, integrate_advantages, optimality_probability
-from engine.rollout import ForwardSamples, RolloutNoise, Transition
-from engine.sampling import noise_levels, sigma_grid
+from engine.method.objective import group_advantages, integrate_advantages, optimality_probability
+from engine.method.rollout import ForwardSamples, RolloutNoise, Transition
+from engine.method.sampling import noise_levels, sigma_grid
 
 
 Gather = Callable[[torch.Tensor], torch.Tensor]

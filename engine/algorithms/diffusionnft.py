@@ -3,7 +3,7 @@
 Each member of a group is sampled from its own initial noise by the deterministic ODE (any sampler
 would do: no likelihoods are needed), scored, and given an optimality probability r from its group
 advantage. The update is flow matching on the clean samples, noised again at a few grid times, with
-the loss `engine.objective.nft_loss`: high-r samples pull the velocity towards them, low-r samples
+the loss `engine.method.objective.nft_loss`: high-r samples pull the velocity towards them, low-r samples
 push it away, both measured against the rollout ("old") policy.
 
 Where this differs from the authors' code: they keep the old policy as a slowly updated copy of the
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from engine.algorithms.base import Algorithm, Rollout
-from engine.rollout import ForwardSamples, sample_trajectories
+from engine.method.rollout import ForwardSamples, sample_trajectories
 
 
 class DiffusionNFT(Algorithm):

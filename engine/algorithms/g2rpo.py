@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 
 from engine.algorithms.base import Algorithm, Rollout, local
-from engine.objective import group_advantages, integrate_advantages
-from engine.rollout import Transition, integrate_ode
-from engine.sampling import completion_schedule, ode_step, sde_step
+from engine.method.objective import group_advantages, integrate_advantages
+from engine.method.rollout import Transition, integrate_ode
+from engine.method.sampling import completion_schedule, ode_step, sde_step
 
 
 class G2RPO(Algorithm):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from engine.algorithms.base import Algorithm, Rollout
-from engine.rollout import sample_trajectories
+from engine.method.rollout import sample_trajectories
 
 
 class SdeTrajectoryAlgorithm(Algorithm):

@@ -58,7 +58,7 @@ def build_model(cfg, full_finetune: bool = False) -> FlowModel:
 
 def model_problems(cfg) -> list[str]:
     """What stops the model in ModelConfig `cfg` from loading, found without loading it."""
-    from engine.hub import check_source
+    from engine.training.hub import check_source
 
     if cfg.name not in model_names():
         return [f"model.name: unknown model {cfg.name!r}; known: {', '.join(model_names())}"]

@@ -74,7 +74,7 @@ class VelocityRunner:
         self.autocast = autocast or contextlib.nullcontext
         self.evaluations = 0
         self.seconds = 0.0
-        self.before_call: Callable[[], None] | None = None  # the trainer's stop check (engine/stopping.py)
+        self.before_call: Callable[[], None] | None = None  # the trainer's stop check (engine/training/stopping.py)
 
     def reset_counters(self) -> None:
         self.evaluations, self.seconds = 0, 0.0

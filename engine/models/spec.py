@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from engine.limits import excerpt
+from engine.config.limits import excerpt
 from engine.world.scenes import VOCABULARY as DEFAULT_VOCABULARY  # the built-in world's words
 
 

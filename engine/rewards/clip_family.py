@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.hub import is_local
+from engine.training.hub import is_local
 from engine.rewards.base import Reward, register_reward
 from engine.rewards.pixels import OPENAI_MEAN, OPENAI_STD, preprocess, reward_device, reward_dtype
 from engine.rewards.sources import (CLIP_DEFAULT, HPS_DEFAULT, HPS_FILE, PICKSCORE_DEFAULT, PICKSCORE_PROCESSOR,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from engine.hub import check_source, is_local, missing_package
+from engine.training.hub import check_source, is_local, missing_package
 
 # The paper's CLIP score uses DFN5B CLIP ViT-H-14 at 378 px (the authors load it with open_clip as
 # `hf-hub:apple/DFN5B-CLIP-ViT-H-14-384`). Its hub repo also holds a transformers CLIPModel

@@ -59,7 +59,7 @@ def point_id(point: dict) -> str:
 
 def timed_records(cfg, n: int) -> list[dict]:
     """The records of n iterations of `cfg` in a scratch folder, after one untimed warm-up iteration."""
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as scratch:
         trainer = Trainer(cfg, scratch, sink=None)

@@ -106,8 +106,8 @@ def train_run(plan: Plan, reward: str, method: Method, seed: int, root: Path, ra
               progress: bool = True) -> dict:
     """Train (or finish) one run; returns its run.json. A finished run is only checked, not redone.
     `rate` is the method's calibrated seconds per evaluation (None when its track has no seconds protocol)."""
-    from engine.records import read_records
-    from engine.trainer import Trainer
+    from engine.training.records import read_records
+    from engine.training.trainer import Trainer
 
     protocols = plan.track(reward).protocols
     folder = run_dir(root, reward, method, seed)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from engine.models.base import Cond, VelocityRunner
-from engine.sampling import ode_step, sde_step
+from engine.method.sampling import ode_step, sde_step
 
 
 def seeded_generator(*keys: int) -> torch.Generator:

@@ -1,8 +1,8 @@
 """The training loop: rollout, reward, advantages, policy update, records, checkpoints.
 
 Runs on `accelerate` (device, mixed precision, multi-process data parallel where each process
-owns whole groups, experiment trackers: engine/tracking.py), with LoRA through `peft` or full
-fine-tuning, AdamW and grad-norm clipping. A LoRA checkpoint carries its model card (engine/model_card.py).
+owns whole groups, experiment trackers: engine/training/tracking.py), with LoRA through `peft` or full
+fine-tuning, AdamW and grad-norm clipping. A LoRA checkpoint carries its model card (engine/training/model_card.py).
 
 Data parallel gives the result of one process with the whole global batch: the batch's prompts are
 drawn from (seed, iteration) alone and each process takes a contiguous slice; every group's noise
@@ -26,32 +26,32 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from tqdm.auto import tqdm
 
-from engine import tracking
+from engine.training import tracking
 from engine.algorithms import build_algorithm
 from engine.attribution import member_components
-from engine.branches import BranchWriter
-from engine.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
+from engine.training.branches import BranchWriter
+from engine.training.checkpoint import (checkpoint_dir, load_training_state, load_weights, optimizer_state, resume_checkpoint,
                                save_checkpoint)
 from engine.config import Config, ConfigError
-from engine.errors import NonFiniteError
-from engine.model_card import CardFacts, lora_card
+from engine.training.errors import NonFiniteError
+from engine.training.model_card import CardFacts, lora_card
 from engine.models import build_model
 from engine.models.base import VelocityRunner
-from engine.old_policy import OldPolicy
-from engine.records import JsonlSink, RecordSink, non_finite, save_images
+from engine.method.old_policy import OldPolicy
+from engine.training.records import JsonlSink, RecordSink, non_finite, save_images
 from engine.rewards import build_reward
 from engine.rewards.base import can_score
-from engine.rollout import PROMPT_STREAM, RolloutNoise, normal_tensors, ode_images, seeded_generator
-from engine.sampling import ode_step
-from engine.stopping import StopRequest, Stopped
-from engine.update import forward_loss_backward, policy_loss_backward
+from engine.method.rollout import PROMPT_STREAM, RolloutNoise, normal_tensors, ode_images, seeded_generator
+from engine.method.sampling import ode_step
+from engine.training.stopping import StopRequest, Stopped
+from engine.method.update import forward_loss_backward, policy_loss_backward
 
 
 class Trainer:
     def __init__(self, cfg: Config, out_dir: str | Path, sink: RecordSink | None = None, resume: bool = False,
                  accelerator: Accelerator | None = None, run_name: str | None = None, stop: StopRequest | None = None):
         """`run_name`: the run's name at the experiment trackers (default: the run folder's name).
-        `stop`: a request to stop early with a checkpoint of the last completed iteration (engine/stopping.py)."""
+        `stop`: a request to stop early with a checkpoint of the last completed iteration (engine/training/stopping.py)."""
         self.cfg, self.out_dir = cfg, Path(out_dir)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=cfg.train.mixed_precision, log_with=cfg.train.log_with or None,
@@ -130,7 +130,7 @@ class Trainer:
         self.branches = BranchWriter(self.out_dir, t.branch_every, [r.name for r in self.rewards], self.is_main,
                                      self.start_iteration)
         self.tracking = tracking.Tracking(self.accelerator, cfg.to_dict(), self.out_dir, run_name or self.out_dir.name)
-        # What the LoRA's model card says the run measured (engine/model_card.py), from the records kept so far
+        # What the LoRA's model card says the run measured (engine/training/model_card.py), from the records kept so far
         self.card_facts = (CardFacts.from_jsonl(self.out_dir / "records.jsonl", self.start_iteration)
                            if self.is_main and cfg.lora.enabled else None)
 

@@ -7,7 +7,7 @@ Model evaluations per iteration are counted exactly as the rollouts make them (t
 checks the same count against the runner's counter). Seconds and bytes per evaluation:
 
 - built-in and tiny-flux: fitted to runs measured on this project's 2-core CPU (`python -m
-  engine.measure`: peak RSS and seconds of one iteration at several group sizes, steps,
+  engine.tools.measure`: peak RSS and seconds of one iteration at several group sizes, steps,
   resolutions and micro-batches, torch and the model included); the fit errs high (measured peaks
   were 68 to 91% of the estimate). Seconds are those of the machine alone; one shared with other
   jobs is slower (twice as slow at a load of 4 on its 2 cores), a faster one quicker.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import BRANCHING
-from engine.schedule import completion_schedule
+from engine.method.schedule import completion_schedule
 
 GB = 1e9
 # Small models on a 2-core CPU: bytes and seconds, at 64 image tokens (both models' default size).

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.hub import looks_like_hub_id
-from engine.limits import LIMITS, excerpt
+from engine.training.hub import looks_like_hub_id
+from engine.config.limits import LIMITS, excerpt
 
 
 def inside(path: str, folders: list[Path]) -> bool:
@@ -37,7 +37,7 @@ def refused(key: str, path: str, folders: list[Path] | None) -> str | None:
 
 def local_source_refused(key: str, source: str, folders: list[Path] | None) -> str | None:
     """For a model or reward source: a hub id ('owner/name') is always fine (and is then looked
-    up as one only: engine.hub.sources_by_text); a local path ('/...', './...', '~/...') must be
+    up as one only: engine.training.hub.sources_by_text); a local path ('/...', './...', '~/...') must be
     inside the allowed folders. Decided on the text alone, without looking at the file system."""
     if folders is None or looks_like_hub_id(source):
         return None

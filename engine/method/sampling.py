@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from engine.schedule import CompletionEnd, completion_schedule  # noqa: F401 (re-exported: torch-free)
+from engine.method.schedule import CompletionEnd, completion_schedule  # noqa: F401 (re-exported: torch-free)
 
 NoiseForm = Literal["flow", "dance"]  # sigma = eta*sqrt(s/(1-s))  |  DanceGRPO's constant eta
 

@@ -1,10 +1,15 @@
 """Typed run configuration: YAML plus `key=value` overrides, validated before any work starts.
 
 Every field is a typed attribute of a (pydantic) dataclass that declares its type and bounds:
-an unknown key, a wrong type, a value out of bounds or above a limit (engine/limits.py), a float
+an unknown key, a wrong type, a value out of bounds or above a limit (engine/config/limits.py), a float
 that is not finite: each is one line of a `ConfigError` listing every problem, raised before a
 model is built or a file written. `validate` then checks what spans fields or needs the model,
 rewards and prompt files. Nothing here imports torch (the UI validates with it).
+
+The package also holds the pieces validation reads: fields (types and bounds), limits (the
+operator's limits), files (which folders a config may read), safe_yaml (bounded YAML) and estimate
+(memory and time before launch). It may import engine.models, engine.rewards, engine.world and
+engine.training's torch-free tracker and Hub checks; nothing that trains.
 """
 from __future__ import annotations
 
@@ -21,13 +26,13 @@ import yaml
 from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
-from engine.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, at_most,
+from engine.config.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, at_most,
                            limited, non_empty, one_of, problems_of, rule)
-from engine import safe_yaml
-from engine.files import local_source_refused, read_prompts, refused
-from engine.hub import sources_by_text
-from engine.limits import excerpt, limit, too_large
-from engine.tracking import TRACKERS, problems as tracker_problems
+from engine.config import safe_yaml
+from engine.config.files import local_source_refused, read_prompts, refused
+from engine.training.hub import sources_by_text
+from engine.config.limits import excerpt, limit, too_large
+from engine.training.tracking import TRACKERS, problems as tracker_problems
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
@@ -48,8 +53,8 @@ MAX_CACHED_PROMPTS = 2000  # model.free_text_encoders keeps every prompt's embed
 SCHEMA = ConfigDict(extra="forbid", allow_inf_nan=False)  # unknown keys and inf/nan are errors
 
 Positive = Annotated[Float, above(0)]
-# Every float setting has a finite upper bound (engine.fields.at_most): one where the setting has a
-# natural range, else FLOAT32_SAFE for scales that only make a run diverge (caught: engine/errors.py)
+# Every float setting has a finite upper bound (engine.config.fields.at_most): one where the setting has a
+# natural range, else FLOAT32_SAFE for scales that only make a run diverge (caught: engine/training/errors.py)
 # but must still fit the float32 tensors they multiply (at most 3.4e38; beyond, torch raises).
 FLOAT32_SAFE = 1e30
 Count = Annotated[Int, at_least(1)]
@@ -108,7 +113,7 @@ class AlgorithmConfig:
     # branch_steps (empty: 1 each, which is G²RPO); k's step goes s_k -> s_{k+m} with the noise of s_k
     merge_steps: Annotated[list[Annotated[Int, at_least(1, "every merge must span >= 1 step")]], items("steps")] = field(
         default_factory=list)
-    # G²RPO: how a completion whose strides stop short of s = 0 ends (engine.sampling.completion_schedule):
+    # G²RPO: how a completion whose strides stop short of s = 0 ends (engine.method.sampling.completion_schedule):
     # "append_zero" steps on to s = 0 from the last strided point; "authors" returns x0_hat predicted at
     # the point before it, as the authors' run_ode_sample_step does.
     completion: Literal["append_zero", "authors"] = "append_zero"
@@ -132,7 +137,7 @@ class AlgorithmConfig:
     # (Flow-Factory's timestep_range): layout, count and shape are decided at high noise
     nft_time_fraction: Annotated[Float, rule(lambda f: 0 < f <= 1, "must be in (0, 1]")] = 1.0
     # DiffusionNFT: the old policy is an EMA of the trained weights with this decay per iteration (the
-    # authors'; engine/old_policy.py); 0: the policy at the start of each iteration (the rollout's)
+    # authors'; engine/method/old_policy.py); 0: the policy at the start of each iteration (the rollout's)
     nft_old_decay: Annotated[Float, rule(lambda d: 0 <= d < 1, "must be in [0, 1)")] = 0.0
     # DiffusionNFT: False gives members below their group's mean r = 1/2 (no push away from them): the
     # loss then learns from the better samples only, like reward-filtered fine-tuning (authors: True)
@@ -167,12 +172,12 @@ class TrainConfig:
     sample_every: Count = 10
     eval_every: Annotated[Int, at_least(0, "must be >= 0 (0: no evaluation)")] = 0  # score eval_prompts this often; base first
     # G²RPO and E-GRPO: keep every member's images at every (prompt, k, λ) this often, from iteration 0,
-    # for the Monitor's branch explorer (engine/branches.py; bytes per iteration in docs/scale.md); 0: never
+    # for the Monitor's branch explorer (engine/training/branches.py; bytes per iteration in docs/scale.md); 0: never
     branch_every: Annotated[Int, at_least(0, "must be >= 0 (0: branches not stored)")] = 10
     # Rows of the fixed probe batch on which every iteration records how far the policy moved
     # (relative change of the velocity against the base model); 0 records nothing.
     movement_probe: Annotated[Int, at_least(0, "must be >= 0 (0: not recorded)"), limited("movement_probe")] = 8
-    # Experiment trackers fed every record through accelerate (engine/tracking.py): tensorboard, wandb,
+    # Experiment trackers fed every record through accelerate (engine/training/tracking.py): tensorboard, wandb,
     # trackio, several as a list; "none" or [] logs only to the records (and the database)
     log_with: Annotated[list[Annotated[Name, one_of(TRACKERS, "tracker")]], BeforeValidator(_tracker_list),
                         rule(lambda v: len(set(v)) == len(v), "a tracker is named twice")] = field(default_factory=list)
@@ -180,7 +185,7 @@ class TrainConfig:
                                           "letters, digits, '.', '_' and '-' (at most 100, a letter or digit first)")
                                ] = "g2rpo"  # the W&B and Trackio project, TensorBoard's folder
     # torch.compile the transformer: faster model calls after a first-call compilation (47 s for the
-    # built-in model on a CPU), for long runs and GPUs; `python -m engine.bench` measures both
+    # built-in model on a CPU), for long runs and GPUs; `python -m engine.tools.bench` measures both
     compile: Bool = False
 
 
@@ -263,7 +268,7 @@ def apply_override(data: dict, assignment: str) -> None:
 
 
 def _yaml(text: str, what: str):
-    """Parsed YAML (within engine/safe_yaml.py's bounds), or a ConfigError that says where and
+    """Parsed YAML (within engine/config/safe_yaml.py's bounds), or a ConfigError that says where and
     what, never quoting the text itself."""
     try:
         return safe_yaml.load(text)
@@ -353,7 +358,7 @@ def resolve(cfg: Config) -> Config:
 def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
     """What types and bounds cannot say: settings that depend on each other, on the model, the
     rewards and the prompt files. `read_from` as in load_config; with it, a model or reward source
-    is a hub id or a path by its text alone (engine.hub.sources_by_text)."""
+    is a hub id or a path by its text alone (engine.training.hub.sources_by_text)."""
     with sources_by_text() if read_from is not None else contextlib.nullcontext():
         return _validate(cfg, read_from)
 
@@ -416,7 +421,7 @@ def _check_g2rpo(a: AlgorithmConfig, steps: int, need) -> None:
     coarse = [g for g in a.granularities if g > steps]
     need(not coarse, f"algorithm.granularities: strides beyond the {steps} steps: {excerpt(coarse)}")
     if a.completion == "authors":
-        from engine.schedule import completion_schedule
+        from engine.method.schedule import completion_schedule
 
         lands = {k: k + m - 1 for k, m in a.spans().items()} if len(a.merge_steps) in (0, len(a.branch_steps)) else {}
         lost = [(k, g) for k, j in lands.items() for g in a.granularities

@@ -139,7 +139,7 @@ class Tracking:
             return
         missing = problems(self.names)
         if missing:
-            from engine.fields import ConfigError
+            from engine.config.fields import ConfigError
 
             raise ConfigError.listing(missing)
         run = identity(self.out_dir, base_name) if accelerator.is_main_process else {"name": base_name, "id": ""}

@@ -1,10 +1,10 @@
-"""How a G²RPO iteration's cost grows with its settings: `python -m engine.bench_scale [--iterations 2]`.
+"""How a G²RPO iteration's cost grows with its settings: `python -m engine.tools.bench_scale [--iterations 2]`.
 
 From configs/g2rpo.yaml with one prompt per iteration, one setting at a time: the group size G,
 the branch steps |K|, the granularities |Λ| and the prompts per iteration. For each, on the
 built-in model: the model evaluations of an iteration (rollout + training, counted by the runner)
 and its seconds (the mean of --iterations after one warm-up, this process on one torch thread).
-Then FLUX.1's resolution, estimated only (engine/estimate.py: no GPU measured it). Prints a
+Then FLUX.1's resolution, estimated only (engine/config/estimate.py: no GPU measured it). Prints a
 Markdown table.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ SETTINGS = [  # (what grows, its value, overrides); the first row is the base co
 def measure(overrides: list[str], iterations: int) -> tuple[int, int, float]:
     """(rollout evaluations, training evaluations, mean seconds) of an iteration."""
     from engine.config import load_config
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     cfg = load_config("configs/g2rpo.yaml", BASE + [f"train.iterations={iterations + 1}"] + overrides)
     with tempfile.TemporaryDirectory() as out:
@@ -47,7 +47,7 @@ def measure(overrides: list[str], iterations: int) -> tuple[int, int, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.bench_scale", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.tools.bench_scale", description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=2, help="timed iterations per setting")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as the jobs' workers train on a small shared CPU
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
         rollout, train, seconds = measure(overrides, args.iterations)
         print(f"| {grows} | {value} | {rollout + train:,} ({rollout:,} + {train:,}) | {seconds:.2f} |", flush=True)
     from engine.config import Config, ModelConfig, TrainConfig
-    from engine.estimate import estimate
+    from engine.config.estimate import estimate
 
     for resolution in (512, 720, 1024):
         cfg = Config(model=ModelConfig(name="flux", resolution=resolution), train=TrainConfig(iterations=1))

@@ -1,4 +1,4 @@
-"""Benchmark the engine on the built-in small model: `python -m engine.bench [--no-compile]`.
+"""Benchmark the engine on the built-in small model: `python -m engine.tools.bench [--no-compile]`.
 
 For G²RPO, each baseline and DiffusionNFT (their default configs, same model, same prompts), prints model
 evaluations per iteration, seconds per iteration, the share of the iteration spent inside model
@@ -22,8 +22,8 @@ import torch
 
 from engine.config import ALGORITHMS, load_config
 from engine.models.base import VelocityRunner
-from engine.rollout import RolloutNoise
-from engine.trainer import Trainer
+from engine.method.rollout import RolloutNoise
+from engine.training.trainer import Trainer
 
 
 def time_rollout(trainer: Trainer, micro_batch: int, seed: int, mode=torch.no_grad):
@@ -96,7 +96,7 @@ def model_call(repeats: int, compile_: bool, overrides: list[str]) -> list[dict]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.tools.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per algorithm")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")

@@ -1,4 +1,4 @@
-"""The instrument's heatmaps (engine/attribution.py's report): rows are branch steps k, columns rewards.
+"""The instrument's heatmaps (engine/attribution/__init__.py's report): rows are branch steps k, columns rewards.
 
 Left: each reward's share of its within-group variance injected at k, in % (a column sums to 100%).
 Right: the variance at k relative to what independent initial noises give, in %. Cells print the

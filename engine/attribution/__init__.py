@@ -168,7 +168,7 @@ def measure(model, cfg, prompts: list[str], score, seed: int = 0, chunk: int = 4
 
     from engine.algorithms import build_algorithm
     from engine.models.base import VelocityRunner
-    from engine.rollout import RolloutNoise, ode_images, seeded_generator
+    from engine.method.rollout import RolloutNoise, ode_images, seeded_generator
 
     algorithm = algorithm or build_algorithm(cfg)
     runner = VelocityRunner(model, cfg.train.micro_batch)
@@ -238,7 +238,7 @@ def _number(value) -> float | None:
 
 def resolve_lora(path: str | None) -> str | None:
     """A LoRA folder as given, or a run folder's newest checkpoint."""
-    from engine.checkpoint import LORA_WEIGHTS, latest_checkpoint
+    from engine.training.checkpoint import LORA_WEIGHTS, latest_checkpoint
     from engine.config import ConfigError
 
     if path is None:
@@ -306,7 +306,7 @@ def main(argv=None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
     if args.png or args.html:
-        from engine import attribution_figure
+        from engine.attribution import figure as attribution_figure
 
         if args.png:
             attribution_figure.write_png(report, args.png, title)

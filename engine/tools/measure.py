@@ -1,7 +1,7 @@
-"""Measure one training iteration against its estimate (engine/estimate.py): peak memory and seconds.
+"""Measure one training iteration against its estimate (engine/config/estimate.py): peak memory and seconds.
 
-    python -m engine.measure --set algorithm.group_size=48            # configs/g2rpo.yaml + overrides
-    python -m engine.measure --config configs/flowgrpo.yaml --set train.micro_batch=16
+    python -m engine.tools.measure --set algorithm.group_size=48            # configs/g2rpo.yaml + overrides
+    python -m engine.tools.measure --config configs/flowgrpo.yaml --set train.micro_batch=16
 
 Prints one JSON line: the overrides, the measured peak RSS of this process (torch, the model and one
 iteration; samples, held-out evaluation, checkpoints and the movement probe off) and seconds of the
@@ -19,7 +19,7 @@ import time
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.measure", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.tools.measure", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/g2rpo.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -27,8 +27,8 @@ def main(argv=None) -> int:
     import torch
 
     from engine.config import load_config
-    from engine.estimate import estimate
-    from engine.trainer import Trainer
+    from engine.config.estimate import estimate
+    from engine.training.trainer import Trainer
 
     torch.set_num_threads(1)  # as the jobs' workers train on a small shared CPU
     quiet = ["train.iterations=1", "train.eval_every=0", "train.sample_every=1000", "train.checkpoint_every=1000",

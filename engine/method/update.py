@@ -8,9 +8,9 @@ import time
 import torch
 
 from engine.models.base import Cond, VelocityRunner
-from engine.objective import clipped_policy_loss, gaussian_kl, nft_loss
-from engine.rollout import ForwardSamples, Transition
-from engine.sampling import gaussian_logprob, sde_mean, sde_std
+from engine.method.objective import clipped_policy_loss, gaussian_kl, nft_loss
+from engine.method.rollout import ForwardSamples, Transition
+from engine.method.sampling import gaussian_logprob, sde_mean, sde_std
 
 
 def policy_loss_backward(runner: VelocityRunner, t: Transition, cond: Cond, grid: torch.Tensor,

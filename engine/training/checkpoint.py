@@ -28,9 +28,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from engine.checksums import CHECKSUMS, mismatch, write_checksums
-from engine.errors import CheckpointError
-from engine.model_card import CARD
+from engine.training.checksums import CHECKSUMS, mismatch, write_checksums
+from engine.training.errors import CheckpointError
+from engine.training.model_card import CARD
 from engine.models.base import FlowModel
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
@@ -102,7 +102,7 @@ def resume_checkpoint(out_dir: Path, lora: bool, say=warnings.warn) -> Path | No
 def export_lora(model: FlowModel, folder: Path, card: str | None = None) -> None:
     """Save the transformer's LoRA as diffusers' `pytorch_lora_weights.safetensors`, with the
     adapter metadata (rank, alpha, targets) so `pipe.load_lora_weights(folder)` scales it right,
-    and its model card (`card`, engine/model_card.py) as README.md."""
+    and its model card (`card`, engine/training/model_card.py) as README.md."""
     from diffusers.loaders import lora_pipeline
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
@@ -195,6 +195,6 @@ def load_training_state(folder: Path, model: nn.Module, optimizer, sharded: bool
     else:
         optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["torch_rng"])
-    if old_policy is not None:  # DiffusionNFT's EMA old policy (engine/old_policy.py)
+    if old_policy is not None:  # DiffusionNFT's EMA old policy (engine/method/old_policy.py)
         old_policy.load(state["old_policy"])
     return int(state["iteration"])

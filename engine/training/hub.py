@@ -27,7 +27,7 @@ def looks_like_hub_id(source: str) -> bool:
 def sources_by_text():
     """Within it, `is_local` decides by the text alone: 'owner/name' is a hub id even if a folder of
     that name exists here. For configs someone else submitted: looking would tell them whether the
-    path exists (engine/files.py refuses local paths outside the allowed folders by their text)."""
+    path exists (engine/config/files.py refuses local paths outside the allowed folders by their text)."""
     token = _BY_TEXT.set(True)
     try:
         yield

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from engine.limits import LIMITS
+from engine.config.limits import LIMITS
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MB = 2**20

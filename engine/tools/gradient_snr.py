@@ -1,7 +1,7 @@
 """How much of one iteration's gradient is signal: independent estimates at the same weights.
 
-    python -m engine.gradient_snr --config configs/diffusionnft.yaml --estimates 6
-    python -m engine.gradient_snr --config configs/diffusionnft.yaml --set algorithm.group_size=32
+    python -m engine.tools.gradient_snr --config configs/diffusionnft.yaml --estimates 6
+    python -m engine.tools.gradient_snr --config configs/diffusionnft.yaml --set algorithm.group_size=32
 
 Each estimate is what one iteration of the trainer would step with (its prompts, rollout, rewards,
 advantages and loss; every optimizer step of a "per_step" iteration summed), taken at the starting
@@ -32,7 +32,7 @@ def signal_fraction(grads) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.gradient_snr", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m engine.tools.gradient_snr", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/diffusionnft.yaml")
     parser.add_argument("--estimates", type=int, default=6, help="independent iterations (at least 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     import torch
 
     from engine.config import load_config
-    from engine.trainer import Trainer
+    from engine.training.trainer import Trainer
 
     quiet = ["train.eval_every=0", "train.sample_every=100000", "train.checkpoint_every=100000", "train.movement_probe=0"]
     cfg = load_config(args.config, quiet + args.overrides)

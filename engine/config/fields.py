@@ -2,7 +2,7 @@
 
 Pydantic checks types, bounds, finite floats and unknown keys; this file says how: strict types
 (2.5 is not an int, "yes" is not a bool), named bounds (`at_least(2, "a group needs at least 2
-members")`), environment-raisable limits (`limited("group_size")`, engine/limits.py), and
+members")`), environment-raisable limits (`limited("group_size")`, engine/config/limits.py), and
 `ConfigError`, which turns pydantic's errors into "algorithm.group_size: expected int, got 2.5".
 No torch here: the UI validates with it.
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any, Callable
 from pydantic import AfterValidator, BeforeValidator, Strict, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
 
-from engine.limits import SEED_MAX, excerpt, too_large
+from engine.config.limits import SEED_MAX, excerpt, too_large
 
 MAX_PROBLEMS = 20  # listed in one error; the rest are counted
 MAX_PROBLEM_CHARS = 400
@@ -85,7 +85,7 @@ def one_of(choices, what: str):
 
 
 def limited(name: str, measure: Callable[[Any], int] = lambda v: v):
-    """An upper bound from engine/limits.py (raisable by its environment variable); `measure`
+    """An upper bound from engine/config/limits.py (raisable by its environment variable); `measure`
     gives the size of a value (len for lists and strings)."""
     def check(value):
         message = too_large(name, measure(value))

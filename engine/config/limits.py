@@ -8,7 +8,7 @@ variable that raises (or lowers) it deliberately, read at validation time:
 
 A limit is an environment variable and not a config key on purpose: whoever submits a config
 (a visitor of a public Space) must not be able to raise it. Every value is also checked against
-the estimate of memory and time (engine/estimate.py). Documented in docs/security.md.
+the estimate of memory and time (engine/config/estimate.py). Documented in docs/security.md.
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ LIMITS = {limit.name: limit for limit in (
     Limit("rewards", 16, "reward models"),
     Limit("prompts_file_mb", 64, "MB per prompts file"),
     Limit("queued_runs", 50, "runs waiting in the queue"),  # jobs: a submission beyond it is refused
-    Limit("config_mb", 16, "MB of YAML"),  # a config file or a --set value (engine/safe_yaml.py)
+    Limit("config_mb", 16, "MB of YAML"),  # a config file or a --set value (engine/config/safe_yaml.py)
     Limit("config_nodes", 1_000_000, "YAML values (aliases expanded)"),  # ... counted with its aliases expanded
     Limit("votes_per_visitor", 500, "votes per visitor"),  # the blind A/B test (app/ab_tab.py), every test together
 )}

@@ -220,8 +220,9 @@ def evaluations(run_id: int) -> list[dict]:
 
 
 def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
-    """For the runs table, per run: the latest weighted reward and the mean seconds of its last
-    `recent` iterations (for an ETA), in two small queries whatever the number of runs."""
+    """For the runs table, per run: the latest weighted reward, the mean seconds of its last
+    `recent` iterations (for an ETA) and the scores of the trainer's evaluations after training
+    (`evaluated`, in training order), in three small queries whatever the number of runs."""
     if not run_ids:
         return {}
     with db.session() as s:
@@ -230,7 +231,12 @@ def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
         pace = s.execute(select(Metric.run_id, func.avg(Metric.seconds)).join(Run, Run.id == Metric.run_id)
                          .where(Metric.run_id.in_(run_ids), Metric.iteration > Run.last_iteration - recent)
                          .group_by(Metric.run_id)).all()
-    summaries = {run_id: {"reward": None, "seconds_per_iteration": None} for run_id in run_ids}
+        evaluated = s.execute(select(Evaluation.run_id, Evaluation.scores)
+                              .where(Evaluation.run_id.in_(run_ids), Evaluation.trained > 0)
+                              .order_by(Evaluation.run_id, Evaluation.trained)).all()
+    summaries = {run_id: {"reward": None, "seconds_per_iteration": None, "evaluated": []} for run_id in run_ids}
+    for run_id, scores in evaluated:
+        summaries[run_id]["evaluated"].append(scores)
     for run_id, reward in latest:
         summaries[run_id]["reward"] = reward
     for run_id, seconds in pace:

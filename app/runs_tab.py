@@ -185,8 +185,9 @@ def build(authorized: gr.State) -> dict:
                         label="Runs (click a row to select it; a column's header sorts, the search box filters)")
     off = dict(interactive=False, scale=1)  # until a run is selected: then by its state
     with gr.Row():
-        selected = gr.Number(None, label="Selected run", elem_id="selected-run", scale=1,
-                             placeholder="a run id")
+        # text, not a number box: an empty number box shows 0, as if run 0 were selected
+        selected = gr.Textbox(label="Selected run", elem_id="selected-run", scale=1, placeholder="a run id",
+                              max_length=30)
         cancel_button = gr.Button("Cancel", elem_id="cancel-button", **off)
         resume_button = gr.Button("Resume", elem_id="resume-button", **off)
         delete_button = gr.Button("Delete…", variant="stop", elem_id="delete-button", **off)

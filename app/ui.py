@@ -37,10 +37,12 @@ def build_demo() -> gr.Blocks:
                 overlay = overlay_tab.build()
 
         def show_run(run_id):  # a launched or selected run: open it in Monitor, preselect it in Compare
-            if run_id in (None, ""):
+            try:
+                run_id = runs_tab.selected_id(run_id)
+            except gr.Error:  # nothing, or not a run id (the Runs tab says so)
                 return gr.skip(), gr.skip(), gr.skip()
             choices = runs_tab.run_choices()
-            return (gr.update(choices=choices, value=int(run_id)), gr.update(choices=choices, value=int(run_id)),
+            return (gr.update(choices=choices, value=run_id), gr.update(choices=choices, value=run_id),
                     gr.Tabs(selected="monitor"))
 
         def open_page(request: gr.Request):
@@ -51,7 +53,7 @@ def build_demo() -> gr.Blocks:
             runs_now = gr.update(choices=choices)
             return (gr.update(choices=choices, value=shown) if shown is not None else runs_now,
                     gr.update(choices=choices, value=named) if named is not None else runs_now, runs_now,
-                    gr.update(choices=overlay_tab.overlay_choices()), named if named is not None else gr.skip(),
+                    gr.update(choices=overlay_tab.overlay_choices()), str(named) if named is not None else gr.skip(),
                     gr.Tabs(selected=tab) if tab else gr.skip(), saved_presets.choices())
 
         def open_running(run_id):  # the Monitor opened with no run: the one in progress, if any

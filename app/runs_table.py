@@ -18,11 +18,11 @@ def eta(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {s:02d}s"
 
 
-def best_held_out(evaluated: list[dict], held_out) -> float | None:
-    """The best of a run's evaluations after training: the mean of its held-out scores (every
-    score when it has no held-out one, as the Monitor's warning reads them); the base model's excluded."""
+def best_held_out(evaluated: list[dict], trained_on) -> float | None:
+    """The best of a run's evaluations after training: the mean of its held-out scores (those of
+    rewards it did not train on; every score when all were trained on); the base model's excluded."""
     scored = list(dict.fromkeys(name for scores in evaluated for name in scores))
-    watched = [name for name in scored if name in held_out] or scored
+    watched = [name for name in scored if name not in trained_on] or scored
     means = []
     for scores in evaluated:
         values = [scores[name] for name in watched if scores.get(name) is not None]
@@ -32,12 +32,10 @@ def best_held_out(evaluated: list[dict], held_out) -> float | None:
 
 
 def table() -> list[list]:
-    from engine.rewards import held_out_rewards
     from jobs import api, runs
 
     rows = api.list_runs()
     summaries = api.run_summaries([r["id"] for r in rows])
-    held_out = set(held_out_rewards())
     out = []
     for r in rows:
         done = 0 if r["last_iteration"] is None else r["last_iteration"] + 1
@@ -45,7 +43,7 @@ def table() -> list[list]:
         left = ""
         if r["status"] == "running" and summary["seconds_per_iteration"] is not None:
             left = eta((r["iterations"] - done) * summary["seconds_per_iteration"])
-        reward, best = summary["reward"], best_held_out(summary["evaluated"], held_out)
+        reward, best = summary["reward"], best_held_out(summary["evaluated"], summary["trained_on"])
         spent = runs.duration(r)
         out.append([r["id"], r["name"], ", ".join(r["tags"]), r["algorithm"], r["model"], r["status"],
                     f"{done}/{r['iterations']} ({100 * done // max(r['iterations'], 1)}%)", left,

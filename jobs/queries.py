@@ -221,12 +221,13 @@ def evaluations(run_id: int) -> list[dict]:
 
 def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
     """For the runs table, per run: the latest weighted reward, the mean seconds of its last
-    `recent` iterations (for an ETA) and the scores of the trainer's evaluations after training
-    (`evaluated`, in training order), in three small queries whatever the number of runs."""
+    `recent` iterations (for an ETA), the training rewards' names (`trained_on`) and the scores of
+    the trainer's evaluations after training (`evaluated`, in training order), in three small
+    queries whatever the number of runs."""
     if not run_ids:
         return {}
     with db.session() as s:
-        latest = s.execute(select(Metric.run_id, Metric.reward).join(Run, Run.id == Metric.run_id)
+        latest = s.execute(select(Metric.run_id, Metric.reward, Metric.rewards).join(Run, Run.id == Metric.run_id)
                            .where(Metric.run_id.in_(run_ids), Metric.iteration == Run.last_iteration)).all()
         pace = s.execute(select(Metric.run_id, func.avg(Metric.seconds)).join(Run, Run.id == Metric.run_id)
                          .where(Metric.run_id.in_(run_ids), Metric.iteration > Run.last_iteration - recent)
@@ -234,11 +235,12 @@ def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
         evaluated = s.execute(select(Evaluation.run_id, Evaluation.scores)
                               .where(Evaluation.run_id.in_(run_ids), Evaluation.trained > 0)
                               .order_by(Evaluation.run_id, Evaluation.trained)).all()
-    summaries = {run_id: {"reward": None, "seconds_per_iteration": None, "evaluated": []} for run_id in run_ids}
+    summaries = {run_id: {"reward": None, "seconds_per_iteration": None, "evaluated": [], "trained_on": []}
+                 for run_id in run_ids}
     for run_id, scores in evaluated:
         summaries[run_id]["evaluated"].append(scores)
-    for run_id, reward in latest:
-        summaries[run_id]["reward"] = reward
+    for run_id, reward, rewards in latest:
+        summaries[run_id]["reward"], summaries[run_id]["trained_on"] = reward, list(rewards or {})
     for run_id, seconds in pace:
         summaries[run_id]["seconds_per_iteration"] = seconds
     return summaries

@@ -157,7 +157,7 @@ def test_cancel_a_running_run_from_the_runs_table(page):
     page.get_by_role("tab", name="Runs").click()
     table = page.locator("#runs-table")
     wait_until(lambda: "running" in table.inner_text(), 120, "the run to start")
-    page.locator("#selected-run input").fill(str(run_id))
+    page.locator("#selected-run textarea").fill(str(run_id))
     page.click("#cancel-button")
     page.locator("#runs-message").get_by_text(f"Run #{run_id}").wait_for()
     wait_until(lambda: "cancelled" in table.inner_text(), 30, "the table to show the run cancelled")
@@ -175,7 +175,7 @@ def stored(iterations_done: int, status: str, checkpoint_at=()) -> int:
 def select_run(page, run_id: int) -> None:
     """Select a run in the Runs tab (which also opens it in Monitor and Compare)."""
     page.get_by_role("tab", name="Runs").click()
-    field = page.locator("#selected-run input")
+    field = page.locator("#selected-run textarea")
     field.fill(str(run_id))
     field.press("Enter")
     page.locator("#selected-info").get_by_text(f"Run #{run_id}").wait_for()

@@ -53,15 +53,16 @@ def evaluated_run(scores: list[dict], status="completed", tags=()) -> int:
 
 
 def test_the_runs_table_has_tags_best_held_out_and_duration(store):
-    run_id = evaluated_run([{"shape": 0.5, "adherence": 0.1}, {"shape": 0.7, "adherence": 0.2}, {"shape": 0.6}],
+    run_id = evaluated_run([{"shape": 0.5, "reward0": 0.1}, {"shape": 0.7, "reward0": 0.9}, {"shape": 0.6}],
                            tags=["baseline", "lr sweep"])
     row = dict(zip(runs_table.COLUMNS, runs_table.table()[0]))
     assert row["id"] == run_id and row["tags"] == "baseline, lr sweep"
-    assert row["best held-out"] == 0.7  # shape is held out (adherence trains); the base's 0.9 is not the run's
+    assert row["best held-out"] == 0.7  # shape is held out (the run trains on reward0); the base's 0.9 is not the run's
     assert row["duration (min)"] == 2.5 and row["status"] == "completed"
     assert len(runs_table.DATATYPES) == len(runs_table.COLUMNS)
-    assert runs_table.best_held_out([{"adherence": 0.3}, {"adherence": 0.5}], {"shape"}) == 0.5  # none held out: all
-    assert runs_table.best_held_out([], {"shape"}) is None
+    assert runs_table.best_held_out([{"adherence": 0.3}, {"adherence": 0.5}], ["adherence"]) == 0.5  # none held out
+    assert runs_table.best_held_out([{"a": 0.3, "b": 0.1}, {"a": 0.5, "b": 0.5}], ["a"]) == 0.5
+    assert runs_table.best_held_out([], ["shape"]) is None
     assert runs_tab.runs_api()[0]["best held-out"] == 0.7
 
 

@@ -145,8 +145,8 @@ def test_train_longer_continues_a_completed_run_at_the_next_iteration_with_its_r
     select_run(page, run_id)
     page.get_by_text("Log of the selected run").click()
     log = page.locator("#run-log textarea")
-    wait_until(lambda: "continuing at iteration 3 of 4, from its checkpoint after 2 iterations" in log.input_value(),
-               20, "the log to say where it continued")
+    wait_until(lambda: "[4/4] reward adherence" in log.input_value(), 20, "the log's last iteration")
     text = log.input_value()
-    assert "[1/2] reward adherence" in text and "[3/4] reward adherence" in text and "[4/4] reward adherence" in text
+    assert "continuing at iteration 3 of 4, from its checkpoint after 2 iterations" in text
+    assert "[1/2] reward adherence" in text and "[3/4] reward adherence" in text
     shot(page, "loop-train-longer-log")

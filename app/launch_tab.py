@@ -102,7 +102,15 @@ def worker_line() -> str:
     return f"Worker: alive ({slots} job slot{'s' if slots > 1 else ''})."
 
 
-FORM_HAS_ERRORS = "**Cost**: not shown while the form has errors; Launch shows each under its field."
+FORM_HAS_ERRORS = "**Cost**: not shown while the form has errors; Launch shows each under its field"
+
+
+def errors_line(errors: dict[str, str]) -> str:
+    """Instead of a cost: the form's problems, each in a few words (an estimate's refusal, which
+    names no field, in full: it says what the run would cost)."""
+    labels = {f.key: f.label for f in forms.FIELDS}
+    problems = [f"{labels[key]}: {message[:120]}" if key in labels else message[:400] for key, message in errors.items()]
+    return f"{FORM_HAS_ERRORS}: " + " · ".join(problems)
 
 
 def cost_line(preset: str, *values) -> str:
@@ -113,7 +121,7 @@ def cost_line(preset: str, *values) -> str:
         return ""
     config, errors = forms.check(preset, values)
     if errors:
-        return FORM_HAS_ERRORS
+        return errors_line(errors)
     if preset in forms.PRESETS:
         return cost.preview(preset, values)
     from engine.config import parse_config

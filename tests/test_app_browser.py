@@ -184,8 +184,11 @@ def select_run(page, run_id: int) -> None:
 def test_the_cost_is_shown_before_launch_and_baseline_only_fields_are_greyed(page):
     cost = page.locator("#launch-cost")
     cost.get_by_text("model evaluations per iteration").wait_for()
-    fill(page, "iterations", 100_000)
+    fill(page, "iterations", 5_000)  # long, not refused
     cost.get_by_text("⚠️ About").wait_for(timeout=15_000)
+    fill(page, "learning_rate", -1)  # a form with an error has no cost
+    cost.get_by_text("not shown while the form has errors").wait_for(timeout=15_000)
+    fill(page, "learning_rate", 0.0005)
     box = lambda key: page.locator(f"#field-{key} input, #field-{key} textarea").first  # noqa: E731
     assert box("branch_steps").is_enabled()
     box("algorithm").click()

@@ -141,7 +141,11 @@ def test_no_cost_is_shown_for_a_form_with_errors(store):
     values = forms.preset_values(preset)
     assert "model evaluations per iteration" in launch_tab.cost_line(preset, *[values[k] for k in forms.KEYS])
     wrong = {**values, "prompts": "a red zebra"}  # the form reads it; the config's check refuses it
-    assert launch_tab.cost_line(preset, *[wrong[k] for k in forms.KEYS]) == launch_tab.FORM_HAS_ERRORS
+    line = launch_tab.cost_line(preset, *[wrong[k] for k in forms.KEYS])
+    assert line.startswith(launch_tab.FORM_HAS_ERRORS) and "Training prompts (one per line): unknown word(s) 'zebra'" in line
+    assert "model evaluations per iteration" not in line
+    huge = {**values, "iterations": 90_000}  # refused by the estimate: its reason, with the estimate, instead
+    assert "longer than" in launch_tab.cost_line(preset, *[huge[k] for k in forms.KEYS])
 
 
 def test_the_intervals_follow_the_iterations_until_the_user_sets_them():

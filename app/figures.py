@@ -345,4 +345,4 @@ def granularity_agreement(history: dict) -> go.Figure:
     fig = go.Figure(_line(history["iterations"], means, "agreement", colour(0)))
     fig.update_xaxes(title_text="iteration")
     fig.update_yaxes(title_text="mean correlation across λ", range=[-1.05, 1.05])
-    return _layout(fig, "granularity agreement")
+    return whole_iterations(_layout(fig, "granularity agreement"), history["iterations"])

@@ -153,3 +153,15 @@ def test_the_intervals_follow_the_iterations_until_the_user_sets_them():
     assert launch_tab.fit_intervals(preset, 20, []) == [4, 5]
     assert launch_tab.fit_intervals(preset, 20, ["sample_every"]) == [4, gr.skip()]
     assert launch_tab.fit_intervals(preset, "2x", []) == [20, 25]  # not a number yet: the preset's
+
+
+def test_a_short_runs_plots_tick_whole_iterations_and_keep_the_legend_off_the_titles(store):
+    from app import curves, figures, monitor
+
+    view, _ = monitor.poll(None, stored_run(4))
+    fig = curves.reward_curves(view["metrics"], [], set(), "iteration")
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.legend.x > 1  # right of the panels, not over their titles
+    assert figures.diagnostics(view["metrics"]).layout.xaxis.dtick == 1
+    long_view, _ = monitor.poll(None, stored_run(30))
+    assert curves.reward_curves(long_view["metrics"], [], set(), "iteration").layout.xaxis.dtick is None  # plotly's
+    assert curves.reward_curves(view["metrics"], [], set(), "model_evaluations").layout.xaxis.dtick is None

@@ -9,6 +9,7 @@ import gradio as gr
 
 from app import auth, forms
 from app.errors import user_errors
+from app.runs_tab import escape
 
 
 def in_message(fn):
@@ -44,7 +45,7 @@ def save(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: s
         raise gr.Error(f"Not saved: the form has {len(errors)} problem{'s' if len(errors) > 1 else ''} "
                        f"({', '.join(k or 'general' for k in errors)}); Launch shows each under its field.")
     stored = api.save_preset(name, config)
-    return choices(forms.SAVED + stored), f"Saved the form as preset **{forms.SAVED}{stored}**."
+    return choices(forms.SAVED + stored), f"Saved the form as preset **{forms.SAVED}{escape(stored)}**."
 
 
 def delete(profile: gr.OAuthProfile | None, authorized: bool, preset: str):
@@ -54,4 +55,4 @@ def delete(profile: gr.OAuthProfile | None, authorized: bool, preset: str):
     if not isinstance(preset, str) or not preset.startswith(forms.SAVED):
         raise gr.Error("Pick a saved preset (★) to delete; the built-in ones stay.")
     api.delete_preset(preset.removeprefix(forms.SAVED))
-    return choices(next(iter(forms.PRESETS))), f"Deleted preset {preset}."
+    return choices(next(iter(forms.PRESETS))), f"Deleted preset {escape(preset)}."

@@ -211,7 +211,8 @@ def resume(run_id: int, overrides=()) -> None:
     done = 0 if run.last_iteration is None else run.last_iteration + 1
     if run.status == "completed" and (config or run.config)["train"]["iterations"] <= done:
         raise JobError(f"run {run_id} is completed ({done} of {run.iterations} iterations); to go on, train it "
-                       f"longer: more iterations (train_longer({run_id}, N), or Train longer in the Runs tab)")
+                       f"longer: more iterations (Train longer in the Runs tab, api.train_longer({run_id}, N), or "
+                       f"python -m jobs resume {run_id} --set train.iterations=M with M > {done})")
     _room_in_queue()
     if not runs.requeue(run_id, config):
         raise JobError(f"run {run_id} changed state meanwhile ({_run(run_id).status}); try again")

@@ -191,12 +191,15 @@ def _rows(model, run_id: int, order) -> list[dict]:
 
 def samples(run_id: int, newest: int | None = None) -> list[dict]:
     """Sample images in drawing order; `path` is relative to the run folder. `newest`: only the
-    newest that many (by the record that wrote them), what a gallery shows."""
+    newest that many (by the record that wrote them), what a gallery shows, and the base model's,
+    which the Monitor's grid sets beside them (a long run's newest left them out: "base: –")."""
     if newest is None:
         return _rows(Sample, run_id, (Sample.trained, Sample.position))
     with db.session() as s:
-        rows = s.scalars(select(Sample).where(Sample.run_id == run_id)
-                         .order_by(Sample.iteration.desc(), Sample.trained.desc(), Sample.position).limit(newest))
+        rows = list(s.scalars(select(Sample).where(Sample.run_id == run_id)
+                              .order_by(Sample.iteration.desc(), Sample.trained.desc(), Sample.position).limit(newest)))
+        rows += s.scalars(select(Sample).where(Sample.run_id == run_id, Sample.trained == 0,
+                                               Sample.id.not_in([row.id for row in rows])))
         return sorted((row.model_dump() for row in rows), key=lambda r: (r["trained"], r["position"]))
 
 

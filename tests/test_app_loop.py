@@ -165,3 +165,27 @@ def test_a_short_runs_plots_tick_whole_iterations_and_keep_the_legend_off_the_ti
     long_view, _ = monitor.poll(None, stored_run(30))
     assert curves.reward_curves(long_view["metrics"], [], set(), "iteration").layout.xaxis.dtick is None  # plotly's
     assert curves.reward_curves(view["metrics"], [], set(), "model_evaluations").layout.xaxis.dtick is None
+
+
+def test_a_long_runs_sample_grid_still_shows_the_base_samples(store):
+    from PIL import Image
+
+    from app import monitor, samples_grid
+    from jobs import settings
+
+    run_id = runs.create({**fake_config(iterations=40), "sample_prompts": ["a", "b"]})
+    sink = RunSink(run_id)
+    sink.begin(0)
+    for it in range(40):  # samples every 2 iterations: 42 images, more than the gallery's newest 24
+        record = fake_record(it, k=2, lambdas=2, group=3)
+        for key, trained in (("base_samples", 0), ("samples", it + 1)):
+            if (key == "base_samples") == (it == 0) and trained % 2 == 0:
+                record[key] = [f"samples/iter_{trained:06d}/{i:02d}.png" for i in range(2)]
+                for path in record[key]:
+                    (settings.run_dir(run_id) / path).parent.mkdir(parents=True, exist_ok=True)
+                    Image.new("RGB", (8, 8)).save(settings.run_dir(run_id) / path)
+        sink.write(record)
+    view, _ = monitor.poll(None, run_id)
+    assert {s["trained"] for s in view["samples"]} >= {0, 40}
+    html = samples_grid.grid(view)
+    assert "after 40 iterations" in html and html.count("<img") == 4  # base and newest, for both prompts

@@ -4,7 +4,7 @@ form, and "train longer" continues a completed run at the next iteration with it
 (trained live on the built-in model, a few iterations). Screenshots in $G2RPO_SCREENSHOTS."""
 import pytest
 
-from tests.test_app_browser import (CHROMIUM, browser, launch, monitor_view, page, plot_points, select_run,  # noqa: F401
+from tests.test_app_browser import (CHROMIUM, browser, launch, page, plot_points, select_run,  # noqa: F401
                                     shot, stored, wait_until)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `make test` installs it (apt-get install chromium)")

@@ -45,7 +45,7 @@ def preview(preset: str, values: dict) -> str:
     """Markdown for the form's cost line (a note instead while the form has a problem)."""
     from jobs.forecast import forecast
 
-    if preset not in forms.PRESETS:
+    if not forms.known(preset):
         return ""
     config, errors = forms.form_to_config(preset, values)
     if errors:

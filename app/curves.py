@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from app.figures import X_TITLES, _band, _empty, _extremes, _layout, _translucent, _x_positions, colour
+from app.figures import (X_TITLES, _band, _empty, _extremes, _layout, _translucent, _x_positions, colour,
+                         whole_iterations)
 
 HACKING_WINDOW = 3  # evaluations in a row over which held-out scores fall while training rises
 
@@ -100,7 +101,10 @@ def reward_curves(metrics: list[dict], evaluations: Sequence[dict] = (), held_ou
     fig.update_yaxes(title_text="reward", row=1, col=1)
     if rows == 2:
         fig.update_yaxes(title_text="Δ score", zeroline=True, row=2, col=1)
-    return _layout(fig, None, height=560 if rows == 2 else 380, margin=dict(l=60, r=20, t=70, b=40))
+    # the legend on the right, clear of the panels' titles above them
+    fig = _layout(fig, None, height=560 if rows == 2 else 380, margin=dict(l=60, r=20, t=50, b=40),
+                  legend=dict(orientation="v", x=1.01, xanchor="left", y=1, yanchor="top", bgcolor="rgba(0,0,0,0)"))
+    return whole_iterations(fig, xs) if x == "iteration" else fig
 
 
 def held_out_readout(evaluations: Sequence[dict], held_out=frozenset()) -> str:

@@ -58,6 +58,14 @@ def _layout(fig: go.Figure, title: str | None = None, **layout) -> go.Figure:
     return fig
 
 
+def whole_iterations(fig: go.Figure, xs: Sequence) -> go.Figure:
+    """Ticks at whole iterations: on a few iterations plotly would put ticks at 0.5, 1.5, ..."""
+    values = [x for x in xs if x is not None]
+    if values and max(values) - min(values) < 10:
+        fig.update_xaxes(dtick=1)
+    return fig
+
+
 def _empty(message: str = "no data yet", title: str | None = None) -> go.Figure:
     """A blank figure with `message` in the middle (before the first iteration, nothing to compare...)."""
     fig = go.Figure()
@@ -242,10 +250,10 @@ def diagnostics(metrics: list[dict]) -> go.Figure:
                              marker_color=colour(i + 2)), row=row, col=col)
     fig.update_xaxes(title_text="iteration", row=rows)
     title = f"not shown, flat by construction: {', '.join(hidden)}" if hidden else None
-    return _layout(fig, title, barmode="stack", height=230 * rows + 100,
-                   margin=dict(l=50, r=20, t=110 if title else 80, b=40),
-                   legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0),
-                   title_font=dict(size=13))
+    return whole_iterations(_layout(fig, title, barmode="stack", height=230 * rows + 100,
+                                    margin=dict(l=50, r=20, t=110 if title else 80, b=40),
+                                    legend=dict(orientation="h", yanchor="bottom", y=1.08, x=0),
+                                    title_font=dict(size=13)), xs)
 
 
 # --- G²RPO's attribution: where in the trajectory the signal sits ---------------------------------
@@ -339,4 +347,4 @@ def granularity_agreement(history: dict) -> go.Figure:
     fig = go.Figure(_line(history["iterations"], means, "agreement", colour(0)))
     fig.update_xaxes(title_text="iteration")
     fig.update_yaxes(title_text="mean correlation across λ", range=[-1.05, 1.05])
-    return _layout(fig, "granularity agreement")
+    return whole_iterations(_layout(fig, "granularity agreement"), history["iterations"])

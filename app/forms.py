@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.numbers import number, shown
 from engine.config import ConfigError, parse_config, read_yaml
-from engine.config.limits import limit
+from engine.config.limits import excerpt, limit
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 PRESETS = {  # label -> config file
@@ -90,10 +90,48 @@ def applies(key: str, algorithm: str) -> bool:
     return key not in ONLY_FOR or algorithm not in ALGORITHMS or algorithm in ONLY_FOR[key]
 
 
+SAVED = "★ "  # the label of a preset saved by a user: "★ my preset"
+RUN_LABEL = re.compile(r"run #(\d{1,18})")  # a run's config, cloned into the form: "run #7"
+INTERVALS = ("checkpoint_every", "sample_every")  # fitted to the iterations unless the user sets them
+
+
+def run_label(run_id: int) -> str:
+    return f"run #{run_id}"
+
+
+def preset_labels() -> list[str]:
+    """The Preset list: the built-in presets, then the saved ones."""
+    from jobs import api
+
+    return [*PRESETS, *(SAVED + name for name in api.list_presets())]
+
+
+def known(label) -> bool:
+    """Whether the form can start from `label`: a built-in preset, a saved one or a run's config."""
+    try:
+        preset_config(label)
+    except ConfigError:
+        return False
+    return True
+
+
 def preset_config(label: str) -> dict:
-    if label not in PRESETS:
-        raise ConfigError(f"unknown preset {label!r}; known: {', '.join(PRESETS)}")
-    return read_yaml(CONFIGS / PRESETS[label])
+    """The config a label starts the form from: a built-in preset's file, a saved preset (SAVED +
+    name) or a run's stored config (run_label). ConfigError for anything else."""
+    if isinstance(label, str) and label in PRESETS:
+        return read_yaml(CONFIGS / PRESETS[label])
+    from jobs import api
+
+    found = RUN_LABEL.fullmatch(label) if isinstance(label, str) else None
+    try:
+        if found:
+            return copy.deepcopy(api.get_run(int(found[1]), checkpoints=False)["config"])
+        if isinstance(label, str) and label.startswith(SAVED):
+            return copy.deepcopy(api.get_preset(label.removeprefix(SAVED)))
+    except api.JobError as err:
+        raise ConfigError(f"unknown preset: {err}") from None
+    raise ConfigError(f"unknown preset {excerpt(label)}; known: {', '.join(PRESETS)}, a saved preset ({SAVED}name) "
+                      "or a run's config (run #ID)")
 
 
 def _get(config: dict, path: str):
@@ -217,19 +255,71 @@ def form_to_config(preset: str, values: dict) -> tuple[dict, dict[str, str]]:
     return config, errors
 
 
+def fitted_interval(every: int, preset_iterations: int, iterations: int) -> int:
+    """A checkpoint or sample interval scaled to a run of `iterations` from the preset's (its
+    `every` over `preset_iterations`), so a shorter run keeps as many mid-run points as the preset
+    has, and has at least one (an interval of 30 left a 20-iteration run with none). Never longer
+    than the preset's."""
+    if iterations < 2:
+        return every
+    scaled = round(every * iterations / max(preset_iterations, 1)) if iterations < preset_iterations else every
+    return max(1, min(scaled, every, iterations - 1))
+
+
+def fitted_intervals(preset: str, iterations) -> dict:
+    """{interval key: value} for a run of `iterations` from `preset` (the preset's values when
+    `iterations` is not a whole number yet)."""
+    base = preset_values(preset)
+    try:
+        n = int(iterations)
+    except (TypeError, ValueError):
+        return {key: base[key] for key in INTERVALS}
+    if n != iterations:
+        return {key: base[key] for key in INTERVALS}
+    return {key: fitted_interval(base[key], base["iterations"], n) for key in INTERVALS}
+
+
+def complete(preset: str, values: dict) -> dict:
+    """The form's values with the ones left out (None) filled as the form would be: the preset's
+    value, and checkpoint and sample intervals fitted to the iterations (what the API's callers
+    leave empty keeps the preset they named)."""
+    base = preset_values(preset)
+    filled = {key: base[key] if values.get(key) is None else values[key] for key in KEYS}
+    fitted = fitted_intervals(preset, filled["iterations"])
+    return {**filled, **{key: fitted[key] for key in INTERVALS if values.get(key) is None}}
+
+
+def _problems(err: ConfigError) -> dict[str, str]:
+    """{field key or "": message} from a ConfigError's problems."""
+    errors: dict[str, str] = {}
+    by_path = {f.path: f.key for f in FIELDS}
+    for path, messages in err.by_field().items():
+        key = by_path.get(path) or by_path.get(path.split(".")[0]) or ""
+        errors[key] = "; ".join(filter(None, [errors.get(key), *messages]))
+    return errors
+
+
 def check(preset: str, values: dict) -> tuple[dict | None, dict[str, str]]:
     """Validate the form as the jobs API does (the CLI's rules, files only from the documented
-    folders, the estimate against this machine): (resolved config, {}) or (None, {field key or "": message})."""
+    folders, the estimate against this machine): (resolved config, {}) or (None, {field key or "": message}).
+
+    Every problem in one round: the config's checks come in stages (form values, types and bounds,
+    settings that depend on each other, the estimate) and each stops at its first failing stage, so
+    the fields found wrong are set back to the preset's values and the rest checked again until
+    nothing new is found."""
     from jobs import api
 
-    config, errors = form_to_config(preset, values)
-    if not errors:
+    base = preset_values(preset)
+    _, errors = form_to_config(preset, values)
+    for _ in range(len(FIELDS) + 1):  # each round adds a field, or stops
+        config, _ = form_to_config(preset, {**values, **{key: base[key] for key in errors if key in base}})
         try:
-            return api.check_config(config), {}
+            resolved = api.check_config(config)
         except ConfigError as err:
-            errors = {}
-            by_path = {f.path: f.key for f in FIELDS}
-            for path, messages in err.by_field().items():
-                key = by_path.get(path) or by_path.get(path.split(".")[0]) or ""
-                errors[key] = "; ".join(filter(None, [errors.get(key), *messages]))
+            new = {key: message for key, message in _problems(err).items() if key not in errors}
+            errors.update(new)
+            if not set(new) - {""}:  # nothing new that a reset could get past
+                break
+            continue
+        return (None, errors) if errors else (resolved, {})
     return None, errors

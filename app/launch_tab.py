@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from app import auth, cost, forms
-from app.errors import page_error, page_text, user_errors
+from app import auth, cost, forms, saved_presets, submit_api
+from app.errors import one_line, page_error, page_text, user_errors
 from app.monitor import NO_WORKER
 from app.redact import redact
 from engine.config import ALGORITHMS, ConfigError, parse_config
@@ -52,8 +52,8 @@ def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name:
     from jobs import api
 
     auth.guard(authorized, profile)
-    if preset not in forms.PRESETS:
-        raise gr.Error(f"Not queued: unknown preset; known: {', '.join(forms.PRESETS)}")
+    if not forms.known(preset):
+        raise gr.Error(f"Not queued: unknown preset; known: {', '.join(forms.PRESETS)}, a saved one (★) or run #ID")
     config, errors = forms.form_to_config(preset, dict(zip(forms.KEYS, values)))
     if errors:
         raise page_error("Not queued: " + "; ".join(f"{k}: {redact(m)}" for k, m in errors.items()))
@@ -70,10 +70,19 @@ def submit(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name:
     return queue_message(run_id), run_id
 
 
+def submit_named(profile: gr.OAuthProfile | None, authorized: bool, preset: str, name: str, *values):
+    """The API's /submit: as the Launch button, with the values left out (None) taken from the preset."""
+    return submit(profile, authorized, preset, name, *submit_api.completed(preset, values))
+
+
+def validate_named(authorized: bool, preset: str, name: str, *values):
+    return validate_form(authorized, preset, name, *submit_api.completed(preset, values))
+
+
 def validate_form(authorized: bool, preset: str, name: str, *values):
     """Gradio's validator: one gr.validate per input, so each message shows at its field."""
-    if preset not in forms.PRESETS:
-        errors = {"": f"unknown preset; known: {', '.join(forms.PRESETS)}"}
+    if not forms.known(preset):
+        errors = {"": f"unknown preset; known: {', '.join(forms.PRESETS)}, a saved one (★) or run #ID"}
     else:
         _, errors = forms.check(preset, dict(zip(forms.KEYS, values)))
     errors = {key: redact(message) for key, message in errors.items()}  # a refused path lists this machine's folders
@@ -98,8 +107,36 @@ def worker_line() -> str:
     return f"Worker: alive ({slots} job slot{'s' if slots > 1 else ''})."
 
 
+FORM_HAS_ERRORS = "**Cost**: not shown while the form has errors; Launch shows each under its field"
+
+
+def errors_line(errors: dict[str, str]) -> str:
+    """Instead of a cost: the form's problems, each in a few words (an estimate's refusal, which
+    names no field, in full: it says what the run would cost)."""
+    labels = {f.key: f.label for f in forms.FIELDS}
+    problems = [f"{labels[key]}: {redact(message)[:120]}" if key in labels else redact(message)[:400]
+                for key, message in errors.items()]
+    return f"{FORM_HAS_ERRORS}: " + " · ".join(problems)
+
+
 def cost_line(preset: str, *values) -> str:
-    return cost.preview(preset, dict(zip(forms.KEYS, values)))
+    """The cost of the run the form describes, once every field is valid (a cost for a form that
+    cannot be launched would be a cost of nothing)."""
+    values = dict(zip(forms.KEYS, values))
+    if not forms.known(preset):
+        return ""
+    config, errors = forms.check(preset, values)
+    if errors:
+        return errors_line(errors)
+    return cost.preview(preset, values)
+
+
+def fit_intervals(preset: str, iterations, touched: list):
+    """The checkpoint and sample intervals fitted to the iterations, but for those the user set."""
+    if not forms.known(preset):
+        return [gr.skip()] * len(forms.INTERVALS)
+    fitted = forms.fitted_intervals(preset, iterations)
+    return [gr.skip() if key in touched else fitted[key] for key in forms.INTERVALS]
 
 
 def build(authorized: gr.State) -> dict:
@@ -107,7 +144,8 @@ def build(authorized: gr.State) -> dict:
     values = forms.preset_values(first)
     with gr.Row():
         preset = gr.Dropdown(list(forms.PRESETS), value=first, label="Preset", scale=2, allow_custom_value=True,
-                             info="a config from configs/; edit any field below")
+                             elem_id="launch-preset",
+                             info="a config from configs/, one you saved (★), or a run's (run #ID); edit any field below")
         name = gr.Textbox(label="Run name", placeholder="optional", scale=2, elem_id="field-name")
     fields = {}
     basic = [f for f in forms.FIELDS if not f.advanced]
@@ -121,6 +159,12 @@ def build(authorized: gr.State) -> dict:
             with gr.Row():
                 for f in advanced[row:row + 4]:
                     fields[f.key] = _component(f, values[f.key], values["algorithm"])
+    with gr.Accordion("Save the form as a preset of your own", open=False):
+        with gr.Row():
+            preset_name = gr.Textbox(label="Preset name", placeholder="e.g. nft short", scale=3,
+                                     elem_id="preset-name", max_length=80)
+            save_preset = gr.Button("Save preset", scale=1, elem_id="save-preset")
+            delete_preset = gr.Button("Delete the selected saved preset", scale=1, elem_id="delete-preset")
     estimate = gr.Markdown(cost.preview(first, values), elem_id="launch-cost")
     workers = gr.Markdown(elem_id="launch-workers")
     gr.Timer(10).tick(worker_line, None, workers, api_visibility="private", show_progress="hidden")
@@ -129,17 +173,34 @@ def build(authorized: gr.State) -> dict:
     run_id = gr.Number(visible=False, precision=0)
     inputs = [authorized, preset, name] + [fields[k] for k in forms.KEYS]
 
-    def fill(label):  # a preset picked: its values in every field (a typed-in unknown one changes nothing)
-        if label not in forms.PRESETS:
-            return [gr.skip()] * len(forms.KEYS)
-        return [forms.preset_values(label)[k] for k in forms.KEYS]
+    touched = gr.State([])  # the intervals the user set: they no longer follow the iterations
 
-    preset.change(fill, preset, [fields[k] for k in forms.KEYS], api_visibility="private")
+    def fill(label):  # a preset picked: its values in every field (a typed-in unknown one changes nothing)
+        if not forms.known(label):
+            return [gr.skip()] * (len(forms.KEYS) + 1)
+        return [forms.preset_values(label)[k] for k in forms.KEYS] + [[]]
+
+    preset.change(fill, preset, [fields[k] for k in forms.KEYS] + [touched], api_visibility="private")
+    for key in forms.INTERVALS:
+        fields[key].input(lambda t, key=key: sorted({*t, key}), touched, touched, api_visibility="private",
+                          show_progress="hidden")
+    fields["iterations"].change(fit_intervals, [preset, fields["iterations"], touched],
+                                [fields[k] for k in forms.INTERVALS], api_visibility="private", show_progress="hidden")
+    form = [preset] + [fields[k] for k in forms.KEYS]
+    save_preset.click(saved_presets.in_message(saved_presets.save), [authorized, preset, preset_name] + form[1:],
+                      [preset, message], api_name="save_preset_page", api_visibility="private")
+    delete_preset.click(saved_presets.in_message(saved_presets.delete), [authorized, preset], [preset, message],
+                        api_name="delete_preset_page", api_visibility="private")
     dependent = list(forms.ONLY_FOR)
     fields["algorithm"].change(field_states, fields["algorithm"], [fields[k] for k in dependent],
                                api_visibility="private", show_progress="hidden")
     gr.on([preset.change] + [fields[k].change for k in forms.KEYS], cost_line, [preset] + [fields[k] for k in forms.KEYS],
           estimate, api_visibility="private", show_progress="hidden", trigger_mode="always_last")
     button.click(user_errors(submit), inputs, [message, run_id], validator=user_errors(validate_form),
-                 api_name="submit", concurrency_limit=1)
-    return {"run_id": run_id, "message": message, "workers": workers}
+                 api_name="submit_page", api_visibility="private", concurrency_limit=1)  # the API's is below
+    # The API's /submit: named parameters, None keeping the preset's value (app/submit_api.py)
+    gr.Button(visible=False).click(user_errors(submit_api.named(submit_named)), [authorized] + submit_api.inputs(),
+                                   [message, run_id], validator=user_errors(validate_named), api_name="submit",
+                                   concurrency_limit=1)
+    return {"run_id": run_id, "message": message, "workers": workers, "preset": preset,
+            "fields": [fields[k] for k in forms.KEYS]}

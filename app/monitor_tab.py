@@ -161,46 +161,54 @@ def pick_iteration(view, at):
 
 
 def build() -> dict:
-    with gr.Row():
-        run = gr.Dropdown(run_choices(), label="Run", elem_id="monitor-run", scale=3, allow_custom_value=True)
-        refresh = gr.Button("↻ runs", scale=0, min_width=80)
-    status = gr.Markdown("Select a run (or launch one).", elem_id="monitor-status")
-    warning = gr.Markdown(elem_id="monitor-notes")
-    with gr.Row():
-        x_axis = gr.Radio(list(X_AXES), value="iteration", label="x axis", scale=2)
-        smoothing = gr.Slider(0, 0.99, value=SMOOTHING, step=0.01, label="smoothing (EMA weight; 0: raw)",
-                              elem_id="smoothing", scale=1)
-    rewards = gr.Plot(label="Reward: training mean (smoothed; raw points faint) and held-out change since base",
-                      elem_id="reward-plot")
-    with gr.Column(visible=False) as attribution_views:
-        gr.Markdown("### Where the reward comes from")
-        with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
-            gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
-        step_value = gr.Radio(list(STEP_VALUES), value=next(iter(STEP_VALUES)), label="colour")
-        steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
+    """The run's status and warnings on top, always in view; under them one view per sub-tab, each
+    about a screen: the curves with the held-out scores, where the reward comes from (G²RPO and
+    E-GRPO), the samples, the diagnostics."""
+    with gr.Column(elem_id="monitor-head"):
         with gr.Row():
-            iteration = gr.Number(value=-1, precision=0, label="Window ends at iteration (-1: latest)", scale=1,
-                                  elem_id="attribution-iteration")
-            window = gr.Slider(1, attribution.MAX_WINDOW, value=WINDOW, step=1, label="Window (iterations averaged)",
-                               elem_id="attribution-window", scale=2)
-            prompt = gr.Number(value=-1, precision=0, label="Prompt (index; -1: mean over the iteration's prompts)",
-                               scale=1, elem_id="attribution-prompt")
-            k = gr.Dropdown([], label="Branch step k for the granularity view", scale=1)
-        summary = gr.Markdown(elem_id="step-summary")
-        with gr.Row():
-            members = gr.Plot(label="Mixed advantage per member and step", elem_id="member-heatmap")
-            granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
-        agreement = gr.Plot(label="Agreement between granularities over the run")
-        explorer = branches.build()
-    diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
-    gr.Markdown("### Samples: each sample prompt, base beside the chosen iteration (fixed noise)")
-    with gr.Row():
-        at = gr.Slider(0, 1, value=0, step=1, label="Iteration (those that drew samples)", elem_id="samples-iteration",
-                       interactive=False, scale=4)
-        follow = gr.Checkbox(True, label="follow the newest", elem_id="samples-follow", scale=1)
-    grid = gr.HTML(elem_id="samples-grid")
-    gallery = gr.Gallery(label="All samples (fixed noise; newest first)", columns=6, height="auto",
-                         elem_id="samples-gallery", format="png")
+            run = gr.Dropdown(run_choices(), label="Run", elem_id="monitor-run", scale=3, allow_custom_value=True)
+            refresh = gr.Button("↻ runs", scale=0, min_width=80)
+        status = gr.Markdown("Select a run (or launch one).", elem_id="monitor-status")
+        warning = gr.Markdown(elem_id="monitor-notes")
+    with gr.Tabs(elem_id="monitor-views"):
+        with gr.Tab("Reward and held-out", id="curves", elem_id="monitor-curves"):
+            with gr.Row():
+                x_axis = gr.Radio(list(X_AXES), value="iteration", label="x axis", scale=2)
+                smoothing = gr.Slider(0, 0.99, value=SMOOTHING, step=0.01, label="smoothing (EMA weight; 0: raw)",
+                                      elem_id="smoothing", scale=1)
+            rewards = gr.Plot(label="Reward: training mean (smoothed; raw points faint) and held-out change since base",
+                              elem_id="reward-plot")
+        with gr.Tab("Where the reward comes from", id="attribution", elem_id="monitor-attribution",
+                    visible=False) as attribution_views:
+            with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
+                gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
+            step_value = gr.Radio(list(STEP_VALUES), value=next(iter(STEP_VALUES)), label="colour")
+            steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
+            with gr.Row():
+                iteration = gr.Number(value=-1, precision=0, label="Window ends at iteration (-1: latest)", scale=1,
+                                      elem_id="attribution-iteration")
+                window = gr.Slider(1, attribution.MAX_WINDOW, value=WINDOW, step=1,
+                                   label="Window (iterations averaged)", elem_id="attribution-window", scale=2)
+                prompt = gr.Number(value=-1, precision=0, label="Prompt (index; -1: mean over the iteration's prompts)",
+                                   scale=1, elem_id="attribution-prompt")
+                k = gr.Dropdown([], label="Branch step k for the granularity view", scale=1)
+            summary = gr.Markdown(elem_id="step-summary")
+            with gr.Row():
+                members = gr.Plot(label="Mixed advantage per member and step", elem_id="member-heatmap")
+                granularities = gr.Plot(label="Advantage at each granularity λ and mixed", elem_id="granularity-bars")
+            agreement = gr.Plot(label="Agreement between granularities over the run")
+            explorer = branches.build()
+        with gr.Tab("Samples", id="samples", elem_id="monitor-samples"):
+            gr.Markdown("Each sample prompt, base beside the chosen iteration (fixed noise).")
+            with gr.Row():
+                at = gr.Slider(0, 1, value=0, step=1, label="Iteration (those that drew samples)",
+                               elem_id="samples-iteration", interactive=False, scale=4)
+                follow = gr.Checkbox(True, label="follow the newest", elem_id="samples-follow", scale=1)
+            grid = gr.HTML(elem_id="samples-grid")
+            gallery = gr.Gallery(label="All samples (fixed noise; newest first)", columns=6, height="auto",
+                                 elem_id="samples-gallery", format="png")
+        with gr.Tab("Diagnostics", id="diagnostics", elem_id="monitor-diagnostics"):
+            diagnostics = gr.Plot(label="Loss, ratio, clipping, KL, gradient norm, timings", elem_id="diagnostics-plot")
     samples = gr.Button(visible=False)  # the API's /samples: a run's newest sample images
 
     view = gr.State(monitor.new_view(None))

@@ -11,7 +11,7 @@ from app import curves, envelopes, escape, figures
 from app.figures import reward_value as _reward_of
 from app.errors import user_errors
 from app.monitor_tab import X_AXES
-from app.runs_tab import selected_id
+from app.numbers import selected_id
 
 LAST = 10  # iterations averaged for a run's final training reward
 MAX_RUNS = 12

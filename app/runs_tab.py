@@ -11,40 +11,10 @@ from pathlib import Path
 import gradio as gr
 
 from app import auth, escape, log_tail, notes
-from app.numbers import selected_id
 from app.errors import in_message_line, page_error, page_text, user_errors
+from app.numbers import selected_id
 from app.redact import redact
-
-COLUMNS = ["id", "name", "algorithm", "model", "status", "progress", "ETA", "reward", "created (UTC)"]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    minutes, s = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {s:02d}s"
-
-
-def table() -> list[list]:
-    """One row per run, newest first."""
-    from jobs import api
-
-    rows = api.list_runs()
-    summaries = api.run_summaries([r["id"] for r in rows])
-    out = []
-    for r in rows:
-        done = 0 if r["last_iteration"] is None else r["last_iteration"] + 1
-        summary = summaries[r["id"]]
-        eta = ""
-        if r["status"] == "running" and summary["seconds_per_iteration"] is not None:
-            eta = _duration((r["iterations"] - done) * summary["seconds_per_iteration"])
-        reward = summary["reward"]
-        out.append([r["id"], r["name"], r["algorithm"], r["model"], r["status"],
-                    f"{done}/{r['iterations']} ({100 * done // max(r['iterations'], 1)}%)", eta,
-                    "" if reward is None else round(reward, 4), r["created_at"].strftime("%Y-%m-%d %H:%M")])
-    return out
-
+from app.runs_table import COLUMNS, DATATYPES, table
 
 def run_choices() -> list[tuple[str, int]]:
     from jobs import api
@@ -57,8 +27,10 @@ def redo_note(run_id: int) -> str:
     from jobs import api
 
     point = api.resume_point(run_id)
+    if point["done"] == 0:
+        return "it starts from the beginning: no iteration was trained yet"
     if point["redo"] == 0:
-        return f"it continues from iteration {point['start']} (its last checkpoint): nothing is redone"
+        return f"it continues at iteration {point['start'] + 1}, from its checkpoint after {point['start']}: nothing is redone"
     where = (f"its checkpoint after {point['start']} iterations" if point["start"]
              else "iteration 0: it has no checkpoint yet")
     return (f"it restarts from {where}, so {point['redo']} of the {point['done']} iterations done "
@@ -105,7 +77,7 @@ def selection(run_id) -> tuple:
     from jobs import api
     from jobs.models import ACTIVE, RESUMABLE
 
-    off = [gr.update(interactive=False)] * 4
+    off = [gr.update(interactive=False)] * 6
     try:
         run = api.get_run(selected_id(run_id))
     except (gr.Error, api.JobError):
@@ -113,7 +85,8 @@ def selection(run_id) -> tuple:
     parts = [f"Run #{run['id']} is **{run['status']}**."]
     if run.get("tags"):
         parts.append(f"Tags: {escape.markdown(', '.join(run['tags']))}.")
-    if run["status"] in RESUMABLE:
+    resumable = run["status"] in RESUMABLE and run["status"] != "completed"  # a completed one trains longer
+    if resumable:
         parts.append(f"Resume: {redo_note(run['id'])}.")
     from engine.training.tracking import locations
 
@@ -126,8 +99,9 @@ def selection(run_id) -> tuple:
         if best is not None and best["checkpoint"] != checkpoints[-1]["path"]:
             parts.append(f"Best held-out: `{best['checkpoint']}` (after {best['trained']} iterations; in Compare).")
     active = run["status"] in ACTIVE
-    return (" ".join(parts), gr.update(interactive=active), gr.update(interactive=run["status"] in RESUMABLE),
-            gr.update(interactive=not active), gr.update(interactive=bool(checkpoints)))
+    return (" ".join(parts), gr.update(interactive=active), gr.update(interactive=resumable),
+            gr.update(interactive=not active), gr.update(interactive=bool(checkpoints)),
+            gr.update(interactive=run["status"] in RESUMABLE), gr.update(interactive=True))
 
 
 def ask_delete(run_id):
@@ -184,15 +158,24 @@ def runs_api() -> list[dict]:
 
 
 def build(authorized: gr.State) -> dict:
-    grid = gr.Dataframe(headers=COLUMNS, value=table, interactive=False, elem_id="runs-table",
-                        label="Runs (click a row to select it)")
+    from app import run_followup
+
+    grid = gr.Dataframe(headers=COLUMNS, datatype=DATATYPES, value=table, interactive=False, elem_id="runs-table",
+                        show_search="filter", max_height=420,
+                        label="Runs (click a row to select it; a column's header sorts, the search box filters)")
     off = dict(interactive=False, scale=1)  # until a run is selected: then by its state
     with gr.Row():
-        selected = gr.Number(label="Selected run", elem_id="selected-run", scale=1)
+        # text, not a number box: an empty number box shows 0, as if run 0 were selected
+        selected = gr.Textbox(label="Selected run", elem_id="selected-run", scale=1, placeholder="a run id",
+                              max_length=30)
         cancel_button = gr.Button("Cancel", elem_id="cancel-button", **off)
         resume_button = gr.Button("Resume", elem_id="resume-button", **off)
         delete_button = gr.Button("Delete…", variant="stop", elem_id="delete-button", **off)
         export = gr.Button("Download LoRA", elem_id="download-button", **off)
+    with gr.Row():
+        more = gr.Number(20, label="More iterations", precision=0, elem_id="more-iterations", scale=1)
+        longer_button = gr.Button("Train longer", elem_id="train-longer-button", **off)
+        clone_button = gr.Button("Clone into the Launch form", elem_id="clone-button", **off)
     with gr.Row():
         repo = gr.Textbox(label="Hub repository (user/name)", elem_id="push-repo", scale=3,
                           placeholder="a model repository; the app's HF_TOKEN writes it")
@@ -211,20 +194,31 @@ def build(authorized: gr.State) -> dict:
             tags_box = gr.Textbox(label="Tags (comma-separated)", elem_id="run-tags", scale=3,
                                   placeholder="baseline, lr sweep")
             save_notes = gr.Button("Save notes and tags", elem_id="save-notes", scale=1)
+    with gr.Accordion("Config of the selected run (YAML: every setting, defaults written out)", open=False):
+        config_view = gr.Code(language="yaml", interactive=False, elem_id="run-config", max_lines=40)
     with gr.Accordion("Log of the selected run (live; the last lines, paths and secrets redacted)", open=False):
         lines = gr.Slider(10, log_tail.MAX_LINES, value=log_tail.DEFAULT_LINES, step=10, label="lines",
                           elem_id="log-lines")
         log_box = gr.Textbox(label="log.txt", lines=12, max_lines=30, interactive=False, autoscroll=True,
                              elem_id="run-log")
     timer = gr.Timer(3.0)
-    state_outputs = [about, cancel_button, resume_button, delete_button, export]
+    state_outputs = [about, cancel_button, resume_button, delete_button, export, longer_button, clone_button]
 
-    def on_select(event: gr.SelectData, rows):
+    def on_select(event: gr.SelectData, rows):  # the clicked row as shown: sorted or filtered in the page
+        if event.row_value:
+            return event.row_value[0]
         return rows.iloc[event.index[0], 0] if hasattr(rows, "iloc") else rows[event.index[0]][0]
 
     grid.select(on_select, grid, selected, api_visibility="private")
     selected.change(selection, selected, state_outputs, api_visibility="private", show_progress="hidden")
     selected.change(notes.load, selected, [notes_box, tags_box], api_visibility="private", show_progress="hidden")
+    selected.change(run_followup.config_yaml, selected, config_view, api_visibility="private", show_progress="hidden")
+    longer_button.click(in_message_line(run_followup.train_longer, 0), [authorized, selected, more], message,
+                        api_name="train_longer_page", api_visibility="private").then(
+        lambda run_id: (table(), *selection(run_id), run_followup.config_yaml(run_id)), selected,
+        [grid] + state_outputs + [config_view], api_visibility="private")
+    gr.Button(visible=False).click(user_errors(run_followup.train_longer), [authorized, selected, more], message,
+                                   api_name="train_longer")
     save_notes.click(in_message_line(notes.save, 0), [authorized, selected, notes_box, tags_box], message,
                      api_name="notes_page", api_visibility="private")
     timer.tick(lambda run_id: (table(), *selection(run_id)), selected, [grid] + state_outputs,
@@ -256,4 +250,4 @@ def build(authorized: gr.State) -> dict:
     hidden = gr.Button(visible=False)
     hidden.click(user_errors(push), [authorized, selected, repo], message, api_name="push")
     gr.api(runs_api, api_name="runs")
-    return {"selected": selected, "grid": grid}
+    return {"selected": selected, "grid": grid, "clone": clone_button, "message": message}

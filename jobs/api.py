@@ -6,6 +6,8 @@
     api.latest_metrics(run_id, since_iteration=n)   # every metrics row after n (the full table)
     api.heatmap(run_id)                     # G²RPO attribution of the latest iteration
     api.cancel(run_id); api.resume(run_id); api.export(run_id); api.push(run_id, "user/name")
+    api.train_longer(run_id, 20)            # a completed run goes on for 20 more iterations
+    api.save_preset("mine", config); api.get_preset("mine")   # presets of one's own
 
 Invalid input raises `ConfigError` (a bad config, or one this machine cannot take) or `JobError`
 (an unknown run, a run in the wrong state); nothing is stored or queued then. `QueueError`: the
@@ -209,15 +211,35 @@ def cancel(run_id: int) -> str:
 
 def resume(run_id: int, overrides=()) -> None:
     """Queue a stopped run again; it continues from its last checkpoint (iterations after it are
-    redone, never duplicated). Overrides (e.g. train.iterations=200) change its stored config."""
+    redone, never duplicated). Overrides (e.g. train.iterations=200) change its stored config.
+    A completed run resumes only with more iterations than it trained (see train_longer)."""
     run = _run(run_id)
     if run.status not in RESUMABLE:
         raise JobError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be resumed")
     config = check_config(run.config, overrides) if overrides else None
+    done = 0 if run.last_iteration is None else run.last_iteration + 1
+    if run.status == "completed" and (config or run.config)["train"]["iterations"] <= done:
+        raise JobError(f"run {run_id} is completed ({done} of {run.iterations} iterations); to go on, train it "
+                       f"longer: more iterations (Train longer in the Runs tab, api.train_longer({run_id}, N), or "
+                       f"python -m jobs resume {run_id} --set train.iterations=M with M > {done})")
     _room_in_queue()
     if not runs.requeue(run_id, config):
         raise JobError(f"run {run_id} changed state meanwhile ({_run(run_id).status}); try again")
     _enqueue(run_id)
+
+
+def train_longer(run_id: int, more: int) -> int:
+    """Go on with a stopped or completed run for `more` iterations beyond its plan: it continues
+    from its last checkpoint at the next iteration, keeping its records, checkpoints, samples and
+    first start. Returns the new planned iterations."""
+    if isinstance(more, bool) or not isinstance(more, int) or more < 1:
+        raise JobError(f"train longer by a whole number of iterations >= 1, not {excerpt(more, 30)}")
+    run = _run(run_id)
+    if run.status not in RESUMABLE:
+        raise JobError(f"run {run_id} is {run.status}; only {', '.join(RESUMABLE)} runs can be trained longer")
+    total = run.iterations + more
+    resume(run_id, [f"train.iterations={total}"])
+    return total
 
 
 def resume_point(run_id: int) -> dict:
@@ -235,6 +257,45 @@ def resume_point(run_id: int) -> dict:
     start = next((trained for trained, path in saved if (folder / path).is_dir() and mismatch(folder / path) is None), 0)
     start = min(start, done)
     return {"done": done, "start": start, "redo": done - start}
+
+
+def save_preset(name: str, config: dict) -> str:
+    """Save a config under `name` as a preset of one's own (validated first, as submit does;
+    replaces a preset of that name). Returns the name as stored. JobError for a bad name, ConfigError
+    for a bad config; nothing is stored then."""
+    from jobs import presets
+
+    try:
+        name = presets.check_name(name)
+        return presets.save(name, check_config(config))
+    except presets.PresetError as err:
+        raise JobError(str(err)) from None
+
+
+def list_presets() -> list[str]:
+    """The saved presets' names, in alphabetical order."""
+    from jobs import presets
+
+    return presets.names()
+
+
+def get_preset(name: str) -> dict:
+    """A saved preset's config; JobError if there is none of that name."""
+    from jobs import presets
+
+    try:
+        return presets.get(name)
+    except presets.PresetError as err:
+        raise JobError(str(err)) from None
+
+
+def delete_preset(name: str) -> None:
+    from jobs import presets
+
+    try:
+        presets.remove(name)
+    except presets.PresetError as err:
+        raise JobError(str(err)) from None
 
 
 def delete(run_id: int) -> None:

@@ -24,7 +24,7 @@ from engine.training.checkpoint import checkpoints
 from engine.config import ConfigError, config_from_dict
 from engine.training.errors import TrainingError
 from engine.training.stopping import StopRequest
-from jobs import db, settings
+from jobs import db, progress_log, settings
 from jobs.models import Checkpoint, Run
 from jobs.sink import GUARD, RunSink
 from jobs.exits import ERROR_MARK, TRAINING_ERROR_EXIT
@@ -67,12 +67,11 @@ def train(run_id: int) -> None:
     # The engine's CLI can continue this folder too: python -m engine.train --out FOLDER --resume
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     drop_unrecorded_checkpoints(run_id)
-    sink = RunSink(run_id)
+    sink = RunSink(run_id, log=lambda line: print(line, flush=True))
     trainer = Trainer(cfg, folder, sink=sink, resume=True, run_name=f"run-{run_id}", stop=STOP)
     sink.begin(trainer.start_iteration)
-    print(f"run {run_id}: iterations {trainer.start_iteration}..{cfg.train.iterations - 1} on "
-          f"{trainer.accelerator.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})",
-          flush=True)
+    device = f"{trainer.accelerator.device} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')})"
+    print(progress_log.start_line(run_id, trainer.start_iteration, cfg.train.iterations, device), flush=True)
     records = trainer.run(progress=False)
     if STOP.requested:
         done = trainer.start_iteration + len(records)
@@ -85,6 +84,7 @@ def main(run_id: int, gpu: str | None = None, lifeline=None) -> None:
     os.setsid()  # its own process group, which the worker kills on cancel
     signal.signal(signal.SIGUSR1, STOP.request)  # first: SIGUSR1's default would kill the process
     GUARD.install()
+    progress_log.one_line_warnings()
     if lifeline is not None:
         hold_lifeline(lifeline)
     if gpu is not None:  # before anything touches CUDA

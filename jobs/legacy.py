@@ -21,7 +21,7 @@ from sqlalchemy import (JSON, Column, DateTime, Float, ForeignKey, Index, Intege
 from jobs.models import Checkpoint, Evaluation, Run, Sample, utcnow  # tables the 0003 migration left alone
 
 REVISION = "0002"
-RUN_COLUMNS = [c for c in Run.__table__.c if c.name not in ("notes", "tags", "estimate")]  # the runs table of 0002 (0004, 0005 added these)
+RUN_COLUMNS = [c for c in Run.__table__.c if c.name not in ("notes", "tags", "estimate", "resumed_at", "active_seconds")]  # the runs table of 0002 (0004-0006 added these)
 HISTORY_VALUES = ("abs_advantage", "reward_std", "agreement")
 HISTORY_COLUMNS = 500
 SCALARS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")

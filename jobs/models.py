@@ -1,5 +1,5 @@
-"""The tables: runs, per-iteration metrics, G²RPO attribution, curve buckets, samples, checkpoints, evaluations,
-workers, and the blind A/B tests with their votes.
+"""The tables: runs, per-iteration metrics, G²RPO attribution, curve buckets, samples, checkpoints,
+evaluations, workers' heartbeats, the users' saved presets, and the blind A/B tests with their votes.
 
 Everything the UI shows is read from here. Images and checkpoints stay files in the run folder
 (`settings.run_dir(id)`); the tables hold their paths relative to it, so moving the data folder
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Float, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
@@ -53,8 +53,12 @@ class Run(SQLModel, table=True):
     worker_pid: int | None = None
     child_pid: int | None = None
     created_at: datetime = timestamp(now=True)
-    started_at: datetime | None = timestamp()
+    started_at: datetime | None = timestamp()  # the first start: kept by resumes and "train longer"
     finished_at: datetime | None = timestamp()
+    resumed_at: datetime | None = timestamp()  # the latest start by a worker
+    # Seconds workers spent on it over its starts before resumed_at (its duration; the idle time
+    # between a finish and a resume is not in it)
+    active_seconds: float = Field(default=0.0, sa_column=Column(Float, nullable=False, server_default="0"))
     heartbeat_at: datetime | None = timestamp()  # refreshed by the supervising worker every few seconds
     estimate: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # jobs/forecast.py, at submit
 
@@ -209,3 +213,10 @@ class VotePair(SQLModel, table=True):
     choice: str | None = None  # as cast: "left", "right" or "same"
     voter: str | None = None  # who voted, when logged in: "hf:<user>" or "password"
     voted_at: datetime | None = timestamp()
+class Preset(SQLModel, table=True):
+    """A Launch form saved by a user under a name: a whole config (validated when saved), offered
+    beside the built-in presets."""
+    __tablename__ = "presets"
+    name: str = Field(sa_column=Column(String, primary_key=True))
+    config: dict = Field(sa_column=Column(JSON, nullable=False))
+    saved_at: datetime = timestamp(now=True)

@@ -191,12 +191,15 @@ def _rows(model, run_id: int, order) -> list[dict]:
 
 def samples(run_id: int, newest: int | None = None) -> list[dict]:
     """Sample images in drawing order; `path` is relative to the run folder. `newest`: only the
-    newest that many (by the record that wrote them), what a gallery shows."""
+    newest that many (by the record that wrote them), what a gallery shows, and the base model's,
+    which the Monitor's grid sets beside them (a long run's newest left them out: "base: –")."""
     if newest is None:
         return _rows(Sample, run_id, (Sample.trained, Sample.position))
     with db.session() as s:
-        rows = s.scalars(select(Sample).where(Sample.run_id == run_id)
-                         .order_by(Sample.iteration.desc(), Sample.trained.desc(), Sample.position).limit(newest))
+        rows = list(s.scalars(select(Sample).where(Sample.run_id == run_id)
+                              .order_by(Sample.iteration.desc(), Sample.trained.desc(), Sample.position).limit(newest)))
+        rows += s.scalars(select(Sample).where(Sample.run_id == run_id, Sample.trained == 0,
+                                               Sample.id.not_in([row.id for row in rows])))
         return sorted((row.model_dump() for row in rows), key=lambda r: (r["trained"], r["position"]))
 
 
@@ -220,19 +223,27 @@ def evaluations(run_id: int) -> list[dict]:
 
 
 def run_summaries(run_ids: list[int], recent: int = 10) -> dict[int, dict]:
-    """For the runs table, per run: the latest weighted reward and the mean seconds of its last
-    `recent` iterations (for an ETA), in two small queries whatever the number of runs."""
+    """For the runs table, per run: the latest weighted reward, the mean seconds of its last
+    `recent` iterations (for an ETA), the training rewards' names (`trained_on`) and the scores of
+    the trainer's evaluations after training (`evaluated`, in training order), in three small
+    queries whatever the number of runs."""
     if not run_ids:
         return {}
     with db.session() as s:
-        latest = s.execute(select(Metric.run_id, Metric.reward).join(Run, Run.id == Metric.run_id)
+        latest = s.execute(select(Metric.run_id, Metric.reward, Metric.rewards).join(Run, Run.id == Metric.run_id)
                            .where(Metric.run_id.in_(run_ids), Metric.iteration == Run.last_iteration)).all()
         pace = s.execute(select(Metric.run_id, func.avg(Metric.seconds)).join(Run, Run.id == Metric.run_id)
                          .where(Metric.run_id.in_(run_ids), Metric.iteration > Run.last_iteration - recent)
                          .group_by(Metric.run_id)).all()
-    summaries = {run_id: {"reward": None, "seconds_per_iteration": None} for run_id in run_ids}
-    for run_id, reward in latest:
-        summaries[run_id]["reward"] = reward
+        evaluated = s.execute(select(Evaluation.run_id, Evaluation.scores)
+                              .where(Evaluation.run_id.in_(run_ids), Evaluation.trained > 0)
+                              .order_by(Evaluation.run_id, Evaluation.trained)).all()
+    summaries = {run_id: {"reward": None, "seconds_per_iteration": None, "evaluated": [], "trained_on": []}
+                 for run_id in run_ids}
+    for run_id, scores in evaluated:
+        summaries[run_id]["evaluated"].append(scores)
+    for run_id, reward, rewards in latest:
+        summaries[run_id]["reward"], summaries[run_id]["trained_on"] = reward, list(rewards or {})
     for run_id, seconds in pace:
         summaries[run_id]["seconds_per_iteration"] = seconds
     return summaries

@@ -10,7 +10,7 @@ import socket
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from jobs import db
 from jobs.models import RESUMABLE, Run, utcnow
@@ -41,11 +41,12 @@ def _transition(run_id: int, expected: tuple[str, ...], **values) -> bool:
 
 
 def claim(run_id: int) -> bool:
-    """A worker takes a queued run; False if it was cancelled or deleted while waiting."""
+    """A worker takes a queued run; False if it was cancelled or deleted while waiting. A resumed
+    run keeps its first start (started_at); resumed_at is this start."""
     now = utcnow()
-    return _transition(run_id, ("queued",), status="running", started_at=now, heartbeat_at=now, finished_at=None,
-                       error=None, cancel_requested=False, worker_host=HOST, worker_pid=os.getpid(),
-                       child_pid=None, attempts=Run.attempts + 1)
+    return _transition(run_id, ("queued",), status="running", started_at=func.coalesce(Run.started_at, now),
+                       resumed_at=now, heartbeat_at=now, finished_at=None, error=None, cancel_requested=False,
+                       worker_host=HOST, worker_pid=os.getpid(), child_pid=None, attempts=Run.attempts + 1)
 
 
 def set_child(run_id: int, pid: int) -> None:
@@ -67,7 +68,31 @@ def poll(run_id: int, beat: bool) -> str | None:
 
 
 def finish(run_id: int, status: str, error: str | None = None, expected=("running",)) -> bool:
+    if expected == ("running",):
+        return _stop_running(run_id, status, utcnow(), error=error)
     return _transition(run_id, expected, status=status, error=error, finished_at=utcnow(), child_pid=None)
+
+
+def _stop_running(run_id: int, status: str, now, until=None, **values) -> bool:
+    """running -> `status` at `now`, adding the seconds since this start (up to `until`: the last
+    heartbeat of a worker that died) to the run's active_seconds."""
+    with db.session() as s:
+        resumed = s.scalar(select(Run.resumed_at).where(Run.id == run_id))
+    end = until or now
+    seconds = max((end - resumed).total_seconds(), 0.0) if resumed is not None and end is not None else 0.0
+    return _transition(run_id, ("running",), status=status, finished_at=now, child_pid=None,
+                       active_seconds=Run.active_seconds + seconds, **values)
+
+
+def duration(run: dict, now=None) -> float | None:
+    """Seconds workers spent on the run over all its starts (the running one up to now); None if
+    it never started."""
+    if run.get("started_at") is None:
+        return None
+    seconds = run.get("active_seconds") or 0.0
+    if run["status"] == "running" and run.get("resumed_at") is not None:
+        seconds += max(((now or utcnow()) - run["resumed_at"]).total_seconds(), 0.0)
+    return seconds
 
 
 def cancel(run_id: int) -> str | None:
@@ -116,7 +141,7 @@ def mark_interrupted(starting_worker: bool = False) -> list[int]:
     for run_id, host, pid, beat, cancel in running:
         stale = beat is None or now - beat > STALE_AFTER
         gone = starting_worker and host == HOST and (pid == os.getpid() or not pid_alive(pid))
-        if (stale or gone) and _transition(run_id, ("running",), status="cancelled" if cancel else "interrupted",
-                                           error=None if cancel else message, finished_at=now):
+        if (stale or gone) and _stop_running(run_id, "cancelled" if cancel else "interrupted", now, until=beat,
+                                             error=None if cancel else message):
             marked.append(run_id)
     return marked

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import delete, func, insert, select, update
 
-from jobs import attribution, db, rollup, settings
+from jobs import attribution, db, progress_log, rollup, settings
 from jobs.models import Attribution, Checkpoint, Evaluation, Metric, Run, Sample
 
 SCALARS = ("loss", "ratio_mean", "ratio_min", "ratio_max", "clip_fraction", "approx_kl", "grad_norm")
@@ -154,13 +154,15 @@ GUARD = SignalGuard()
 
 
 class RunSink:
-    """The trainer's sink in a job: the database plus the run folder's records.jsonl."""
+    """The trainer's sink in a job: the database plus the run folder's records.jsonl; with `log`
+    (the training child's print), the lines of jobs/progress_log.py for the run's log.txt."""
 
-    def __init__(self, run_id: int):
+    def __init__(self, run_id: int, log=None):
         self.run_id = run_id
         with db.session() as s:
             self.config = s.get(Run, run_id).config
         self.jsonl = None
+        self.log = log
 
     def begin(self, start_iteration: int) -> None:
         """Call once the trainer knows where it starts (after loading the checkpoint)."""
@@ -179,6 +181,8 @@ class RunSink:
             s.execute(insert(Checkpoint), [dict(run_id=self.run_id, iteration=trained - 1, trained=trained, path=path)])
             s.execute(update(Run).where(Run.id == self.run_id).values(last_checkpoint=path))
             s.commit()
+        if self.log:
+            self.log(progress_log.cancel_checkpoint_line(trained, path))
 
     def write(self, record: dict) -> None:
         with GUARD.held():
@@ -186,4 +190,7 @@ class RunSink:
             with db.session() as s:
                 insert_records(s, self.run_id, [record], self.config)
                 s.commit()
+        if self.log:  # once stored: the log never tells of an iteration the database lacks
+            for line in progress_log.lines(record, self.config["train"]["iterations"]):
+                self.log(line)
 

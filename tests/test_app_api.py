@@ -43,7 +43,7 @@ def test_submit_trains_and_compare_shows_base_and_tuned(client):
     run_id = int(run_id)
     assert f"#{run_id}" in message and "Queued" in message
     row = wait_status(client, run_id, ("completed", "failed"))
-    assert row["status"] == "completed" and row["progress"].startswith("4/4") and row["reward"] != ""
+    assert row["status"] == "completed" and row["progress"].startswith("4/4") and row["reward"] is not None
 
     (slider_base, slider_tuned), base, tuned, scores = client.predict(
         run_id, None, "two red circles on a black background", 3, api_name="/compare")
@@ -105,7 +105,63 @@ def test_overlay_draws_several_finished_runs(client):
     plot, table, reward = client.predict(ids, None, "model evaluations", api_name="/overlay")
     figure = plot["plot"] if isinstance(plot, dict) else plot
     for run_id in ids:
-        assert f"#{run_id} " in figure and f"| #{run_id} " in table
+        assert f"#{run_id} " in figure and f"| \\#{run_id} " in table  # the label is escaped Markdown
     assert "model evaluations" in figure and "adherence" in figure  # the training reward first
     with pytest.raises(Exception, match="at least two runs"):
         client.predict(ids[:1], None, "iteration", api_name="/overlay")
+
+
+def documented_example(url: str) -> str:
+    """The /submit example of docs/web-ui.md (the python block under "### Launching from Python"),
+    pointed at `url`."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "web-ui.md").read_text()
+    section = text.split("### Launching from Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'Client("http://127.0.0.1:7860/")' in code
+    return code.replace("http://127.0.0.1:7860/", url)
+
+
+def test_submit_names_its_parameters_and_the_documented_example_queues_the_preset(client, app_server):
+    from jobs import api
+
+    names = [p["parameter_name"] for p in client.view_api(print_info=False, return_format="dict")
+             ["named_endpoints"]["/submit"]["parameters"]]
+    assert names == ["preset", "name", *forms.KEYS]  # no param_3 ... param_26
+    scope = {}
+    exec(documented_example(app_server["url"]), scope)  # noqa: S102  (our own documentation)
+    run = api.get_run(int(scope["run_id"]))
+    try:
+        assert run["algorithm"] == "diffusionnft" and run["iterations"] == 20 and run["name"] == "nft short"
+        preset = forms.preset_values("DiffusionNFT · built-in model")
+        assert run["config"]["train"]["learning_rate"] == preset["learning_rate"]  # left out: the preset's
+        assert run["config"]["train"]["checkpoint_every"] < 20 and run["config"]["train"]["sample_every"] < 20
+    finally:
+        api.cancel(run["id"])
+
+
+@pytest.mark.parametrize("preset", [label for label in forms.PRESETS if "built-in" in label])
+def test_each_built_in_preset_queues_its_own_algorithm(client, preset):
+    from jobs import api
+
+    _, run_id = client.predict(preset=preset, iterations=2, api_name="/submit")
+    run = api.get_run(int(run_id))
+    api.cancel(run["id"])  # only what was queued matters here
+    assert run["algorithm"] == forms.preset_values(preset)["algorithm"]
+    assert all(run["config"]["algorithm"][key] == value for key, value in forms.preset_config(preset)["algorithm"].items())
+    assert run["config"]["train"]["iterations"] == 2
+
+
+def test_train_longer_through_the_api(client):
+    """The run the first test trained (4 iterations) goes on for 2 more: iterations 5 and 6."""
+    from jobs import api
+
+    done = next(r for r in runs(client) if r["name"] == "api run" and r["status"] == "completed")
+    before = api.latest_metrics(done["id"])
+    message = client.predict(str(done["id"]), 2, api_name="/train_longer")
+    assert "iterations 5–6 of 6, its 4 done kept" in message
+    row = wait_status(client, done["id"], ("completed", "failed"))
+    assert row["status"] == "completed" and row["progress"].startswith("6/6")
+    after = api.latest_metrics(done["id"])
+    assert [m["iteration"] for m in after] == list(range(6)) and after[:4] == before

@@ -69,6 +69,15 @@ def launch(page, iterations: int, name: str) -> int:
     return int(message.text_content().split("#")[1].split(":")[0])
 
 
+MONITOR_VIEWS = {"curves": "Reward and held-out", "attribution": "Where the reward comes from", "samples": "Samples",
+                 "diagnostics": "Diagnostics"}
+
+
+def monitor_view(page, view: str) -> None:
+    """Open one of the Monitor's views (its sub-tabs: app/monitor_tab.py)."""
+    page.get_by_role("tab", name=MONITOR_VIEWS[view], exact=True).click()
+
+
 def plot_points(page, plot: str, trace: str | None = None) -> int:
     """How many x values a trace (by name; default the first) of a Plotly figure has (0 before it is drawn)."""
     return page.evaluate("""([id, name]) => { const p = document.querySelector(`#${id} .js-plotly-plot`);
@@ -89,17 +98,20 @@ def test_launch_and_watch_the_reward_and_the_heatmap_grow_then_compare(page):
     run_id = launch(page, iterations=40, name="browser")
     status = page.locator("#monitor-status")  # launching opens Monitor on the new run
     status.get_by_text(f"Run #{run_id}").wait_for()
-    first = wait_until(lambda: plot_points(page, "reward-plot", "adherence") >= 2 and plot_points(page, "step-heatmap"), 180,
-                       "the first iterations to be drawn")
-    rewards, heat = plot_points(page, "reward-plot", "adherence"), plot_points(page, "step-heatmap")
+    first = wait_until(lambda: plot_points(page, "reward-plot", "adherence") >= 2, 180, "the first iterations to be drawn")
+    rewards = plot_points(page, "reward-plot", "adherence")
     shot(page, "monitor-early")
     wait_until(lambda: plot_points(page, "reward-plot", "adherence") > rewards + 3, 120, "the reward curve to grow")
+    monitor_view(page, "attribution")
+    heat = wait_until(lambda: plot_points(page, "step-heatmap"), 60, "the heatmap")
     wait_until(lambda: plot_points(page, "step-heatmap") > heat, 60, "the heatmap to grow")
     assert first
     status.get_by_text("completed").wait_for(timeout=240_000)
     page.wait_for_timeout(2500)  # the last tick
-    assert plot_points(page, "reward-plot", "adherence") == 40
-    assert page.locator("#samples-gallery img").count() > 0
+    monitor_view(page, "curves")
+    wait_until(lambda: plot_points(page, "reward-plot", "adherence") == 40, 20, "all 40 iterations drawn")
+    monitor_view(page, "samples")
+    page.locator("#samples-gallery img").first.wait_for()
     shot(page, "monitor-completed")
 
     page.get_by_role("tab", name="Compare").click()
@@ -145,7 +157,7 @@ def test_cancel_a_running_run_from_the_runs_table(page):
     page.get_by_role("tab", name="Runs").click()
     table = page.locator("#runs-table")
     wait_until(lambda: "running" in table.inner_text(), 120, "the run to start")
-    page.locator("#selected-run input").fill(str(run_id))
+    page.locator("#selected-run textarea").fill(str(run_id))
     page.click("#cancel-button")
     page.locator("#runs-message").get_by_text(f"Run #{run_id}").wait_for()
     wait_until(lambda: "cancelled" in table.inner_text(), 30, "the table to show the run cancelled")
@@ -163,7 +175,7 @@ def stored(iterations_done: int, status: str, checkpoint_at=()) -> int:
 def select_run(page, run_id: int) -> None:
     """Select a run in the Runs tab (which also opens it in Monitor and Compare)."""
     page.get_by_role("tab", name="Runs").click()
-    field = page.locator("#selected-run input")
+    field = page.locator("#selected-run textarea")
     field.fill(str(run_id))
     field.press("Enter")
     page.locator("#selected-info").get_by_text(f"Run #{run_id}").wait_for()
@@ -172,8 +184,11 @@ def select_run(page, run_id: int) -> None:
 def test_the_cost_is_shown_before_launch_and_baseline_only_fields_are_greyed(page):
     cost = page.locator("#launch-cost")
     cost.get_by_text("model evaluations per iteration").wait_for()
-    fill(page, "iterations", 100_000)
+    fill(page, "iterations", 5_000)  # long, not refused
     cost.get_by_text("⚠️ About").wait_for(timeout=15_000)
+    fill(page, "learning_rate", -1)  # a form with an error has no cost
+    cost.get_by_text("not shown while the form has errors").wait_for(timeout=15_000)
+    fill(page, "learning_rate", 0.0005)
     box = lambda key: page.locator(f"#field-{key} input, #field-{key} textarea").first  # noqa: E731
     assert box("branch_steps").is_enabled()
     box("algorithm").click()
@@ -248,7 +263,9 @@ def test_every_tab_in_both_themes_and_plots_follow_the_theme(browser, app_server
         page.get_by_role("tab", name=tab).click()
         if tab == "Monitor":
             wait_until(lambda: plot_points(page, "reward-plot", "reward0") == 30, 20, "the reward curve")
+            monitor_view(page, "attribution")
             wait_until(lambda: plot_points(page, "step-heatmap"), 20, "the heatmap")
+            monitor_view(page, "curves")
             colours = page.evaluate("""() => {
                 const plot = document.querySelector('#reward-plot .js-plotly-plot');
                 const text = plot.querySelector('.xtick text, .ytick text');
@@ -283,6 +300,7 @@ def test_the_log_the_sample_grid_and_the_attribution_window_on_a_stored_run(page
     shot(page, "runs-log")
 
     page.get_by_role("tab", name="Monitor").click()
+    monitor_view(page, "samples")
     grid = page.locator("#samples-grid")
     grid.get_by_text("after 4 iterations").wait_for(timeout=20_000)
     assert grid.locator("img").count() == 4 and "(+0.200)" in grid.inner_text()
@@ -291,6 +309,8 @@ def test_the_log_the_sample_grid_and_the_attribution_window_on_a_stored_run(page
     box.press("Enter")
     grid.get_by_text("after 2 iterations").wait_for(timeout=20_000)
     assert not page.locator("#samples-follow input").is_checked()  # a chosen iteration stays chosen
+    shot(page, "monitor-samples-grid")
+    monitor_view(page, "attribution")
     summary = page.locator("#step-summary")
     summary.get_by_text("iterations 0–3, 4 groups").wait_for(timeout=20_000)  # the default window holds all 4
     wait_until(lambda: "by rank" in page.locator("#member-heatmap").inner_text(), 20, "the averaged member view")
@@ -299,8 +319,6 @@ def test_the_log_the_sample_grid_and_the_attribution_window_on_a_stored_run(page
     window.fill("1")
     window.press("Enter")
     summary.get_by_text("(iteration 3, 1 group:").wait_for(timeout=20_000)
-    page.locator("#samples-grid").scroll_into_view_if_needed()
-    shot(page, "monitor-samples-grid")
 
 
 def test_seed_envelopes_in_the_overlay(page):

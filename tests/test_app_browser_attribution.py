@@ -3,7 +3,7 @@ model: the default map is each step's share of each score's variance, one block 
 verifier, with the window's table of shares and intervals under it. Screenshots in $G2RPO_SCREENSHOTS."""
 import pytest
 
-from tests.test_app_browser import CHROMIUM, browser, launch, page, shot, wait_until  # noqa: F401  (fixtures)
+from tests.test_app_browser import CHROMIUM, browser, launch, monitor_view, page, shot, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `make test` installs it (apt-get install chromium)")
 
@@ -17,6 +17,7 @@ def heatmap_blocks(page) -> list[str]:
 def test_the_step_map_shows_each_verifiers_variance_share_on_a_live_run(page):
     run_id = launch(page, iterations=12, name="attribution-browser")
     page.locator("#monitor-status").get_by_text(f"Run #{run_id}").wait_for()
+    monitor_view(page, "attribution")
     blocks = wait_until(lambda: heatmap_blocks(page), 240, "the step map's blocks")
     assert blocks == ["adherence", "background", "colour", "shape", "count"]
     summary = page.locator("#step-summary")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.test_app_browser import CHROMIUM, browser, launch, page, shot, wait_until  # noqa: F401  (fixtures)
+from tests.test_app_browser import CHROMIUM, browser, launch, monitor_view, page, shot, wait_until  # noqa: F401
 from tests.test_app_browser_attribution import shot_path
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `make test` installs it (apt-get install chromium)")
@@ -23,6 +23,7 @@ def figures(page) -> list[dict]:
 def test_the_branch_explorer_shows_each_members_images_at_every_granularity_on_a_live_run(page):
     run_id = launch(page, iterations=11, name="branches-browser")  # keeps iterations 0 and 10 (branch_every 10)
     page.locator("#monitor-status").get_by_text(f"Run #{run_id}").wait_for()
+    monitor_view(page, "attribution")
     page.locator("#branch-explorer").get_by_text("Branch explorer").click()
     shown = wait_until(lambda: figures(page), 240, "the first iteration's branches")
     assert len(shown) == 2 * 4  # Λ = {1, 2} rows of G = 4 members

@@ -111,3 +111,56 @@ def test_the_egrpo_preset_launches_with_its_merged_steps():
     assert forms.default_name(config).startswith("egrpo G8 K4 Λ1")
     _, errors = forms.check(preset, {**forms.preset_values(preset), "merge_steps": "1, 2"})
     assert "one span per branch step" in errors["merge_steps"]
+
+
+def test_every_problem_of_the_form_comes_in_one_round():
+    """A value the form cannot read, one out of bounds, one the settings' cross-checks refuse and an
+    unknown word: each stage of the config's check used to stop at its first failing stage."""
+    preset = "G²RPO · built-in model"
+    values = {**forms.preset_values(preset), "group_size": "x", "learning_rate": -1, "branch_steps": "0, 40",
+              "prompts": "a red zebra"}
+    config, errors = forms.check(preset, values)
+    assert config is None and set(errors) == {"group_size", "learning_rate", "branch_steps", "prompts"}
+    assert "a number is needed" in errors["group_size"] and "must be > 0" in errors["learning_rate"]
+    assert "beyond the grid" in errors["branch_steps"] and "zebra" in errors["prompts"]
+    _, errors = forms.check(preset, {**values, "iterations": 10**7})  # and the estimate's verdict with them
+    assert "longer than" in errors.get("", "") or "iterations" in errors, errors
+
+
+@pytest.mark.parametrize("iterations, checkpoint, samples", [(100, 20, 25), (400, 20, 25), (20, 4, 5), (4, 1, 1),
+                                                             (2, 1, 1), (1, 20, 25)])
+def test_checkpoint_and_sample_intervals_fit_the_iterations(iterations, checkpoint, samples):
+    preset = "G²RPO · built-in model"
+    assert forms.preset_values(preset)["iterations"] == 100  # the preset: checkpoint every 20, samples every 25
+    fitted = forms.fitted_intervals(preset, iterations)
+    assert fitted == {"checkpoint_every": checkpoint, "sample_every": samples}
+    if iterations > 1:  # at least one mid-run checkpoint and sample set
+        assert fitted["checkpoint_every"] < iterations and fitted["sample_every"] < iterations
+
+
+def test_values_left_out_keep_the_named_preset():
+    preset = "DiffusionNFT · built-in model"
+    values = forms.complete(preset, {"iterations": 20, "learning_rate": None})
+    assert values["algorithm"] == "diffusionnft" and values["learning_rate"] == forms.preset_values(preset)["learning_rate"]
+    assert values["checkpoint_every"] < 20 and values["sample_every"] < 20  # fitted: not given
+    assert forms.complete(preset, {"iterations": 20, "sample_every": 7})["sample_every"] == 7  # given: kept
+
+
+def test_a_saved_preset_and_a_runs_config_start_the_form(store):
+    from jobs import api, runs
+    from jobs.testing import SMALL
+
+    run_id = api.submit("configs/g2rpo.yaml", SMALL + ["train.iterations=3"], name="small")
+    label = forms.run_label(run_id)
+    values = forms.preset_values(label)
+    assert values["iterations"] == 3 and values["model"] == "tiny-flux" and values["rewards"] == "brightness=1"
+    config, errors = forms.check(label, values)
+    stored = api.get_run(run_id)["config"]
+    assert errors == {} and config == stored  # the clone submits the run's own config, settings beyond the form too
+    api.save_preset("mine", config)
+    assert forms.SAVED + "mine" in forms.preset_labels() and forms.preset_values(forms.SAVED + "mine") == values
+    runs._transition(run_id, ("queued",), status="cancelled")
+    api.delete(run_id)
+    assert not forms.known(label) and forms.known(forms.SAVED + "mine") and not forms.known(forms.SAVED + "other")
+    with pytest.raises(forms.ConfigError, match="unknown preset"):
+        forms.preset_config("nonsense")

@@ -50,10 +50,12 @@ def test_resume_says_how_many_iterations_will_be_redone(store):
 def test_buttons_follow_the_run_state(store):
     finished = stored_run(3, checkpoint_at=(2,), status="completed")
     _, *buttons = runs_tab.selection(finished)
-    assert interactive(buttons) == [False, True, True, True]  # cancel, resume, delete, download
+    # cancel, resume, delete, download, train longer, clone: a completed run goes on by training longer
+    assert interactive(buttons) == [False, False, True, True, True, True]
+    assert interactive(runs_tab.selection(stored_run(3, status="cancelled"))[1:]) == [False, True, True, False, True, True]
     queued = runs.create(fake_config())
-    assert interactive(runs_tab.selection(queued)[1:]) == [True, False, False, False]
-    assert interactive(runs_tab.selection(None)[1:]) == [False] * 4
+    assert interactive(runs_tab.selection(queued)[1:]) == [True, False, False, False, False, True]
+    assert interactive(runs_tab.selection(None)[1:]) == [False] * 6
 
 
 def test_delete_asks_first(store):
@@ -157,4 +159,4 @@ def test_the_http_api_keeps_its_endpoint_names(store):
 
     names = {fn.api_name for fn in build_demo().fns.values() if fn.api_visibility != "private"}
     assert {"submit", "runs", "cancel", "resume", "delete", "download", "push", "compare", "seed_grid", "compare_runs",
-            "overlay", "samples"} <= names
+            "overlay", "samples", "train_longer"} <= names

@@ -100,7 +100,7 @@ def test_the_log_needs_the_login_and_names_no_folder_of_this_machine(app_server,
             client.predict(trained["id"], 50, api_name="/log")
         assert client.predict(PASSWORD, api_name="/login").startswith("Logged in")
         log = client.predict(trained["id"], 50, api_name="/log")
-        assert f"run {trained['id']}: iterations 0..1" in log and f"run {trained['id']}: done" in log
+        assert f"run {trained['id']}: training iterations 1–2" in log and f"run {trained['id']}: done" in log
         raw = (trained["folder"] / "log.txt").read_text()
         assert str(app_server["data"]) not in log and str(Path.home()) not in log
         assert len(log.splitlines()) <= min(50, len(raw.splitlines()))

@@ -111,7 +111,10 @@ def test_cancel_stops_a_running_job_within_seconds_keeping_its_last_iteration(wo
     assert finished(run_id, worker) == "completed", api.get_run(run_id)["error"]
     assert [m["iteration"] for m in api.latest_metrics(run_id)] == list(range(len(kept) + 2))
     assert api.records(run_id) == jsonl(run_id)
-    assert f"iterations {len(kept)}.." in (Path(run["folder"]) / "log.txt").read_text()  # nothing redone
+    log = (Path(run["folder"]) / "log.txt").read_text()
+    assert f"continuing at iteration {len(kept) + 1} of {len(kept) + 2}, from its checkpoint after {len(kept)}" in log
+    assert f"checkpoint after {len(kept)} iterations kept on cancel" in log  # nothing redone
+    assert f"[{len(kept) + 2}/{len(kept) + 2}] reward brightness " in log
 
 
 def test_a_sigkilled_worker_leaves_an_interrupted_run_that_resumes_without_gaps(worker):

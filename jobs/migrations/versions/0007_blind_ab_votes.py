@@ -1,7 +1,7 @@
 """ab_tests, ab_pairs: the blind A/B tests of Compare and their votes
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-10 12:00:00
 """
 from typing import Sequence, Union
@@ -11,7 +11,7 @@ import sqlmodel  # noqa: F401  (the models' str columns are sqlmodel's AutoStrin
 from alembic import op
 
 revision: str = '0007'
-down_revision: Union[str, None] = '0005'
+down_revision: Union[str, None] = '0006'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -271,7 +271,8 @@ def build(authorized: gr.State) -> dict:
             (button, _page(compare_page), tuned + [prompt, seed], [slider, pair, scores]),
             (grid_button, _page(seed_grid_page), tuned + [prompt, seed, count], [grid]),
             (runs_button, two_runs_page, [run, run_b, prompts, seed, count], [runs_grid, runs_table])):
-        trigger.click(in_message_line(page_fn, len(outputs), clear=True), inputs, outputs + [message],
+        empty = ["" if isinstance(o, gr.HTML) else None for o in outputs]  # an HTML given None keeps its old value
+        trigger.click(in_message_line(page_fn, len(outputs), clear=empty), inputs, outputs + [message],
                       api_visibility="private", concurrency_id="sampler")
     for fn, inputs, outputs, name in (
             (compare, [run, checkpoint, prompt, seed, lora], [slider, api_base, api_tuned, scores], "compare"),

@@ -58,11 +58,11 @@ def page_error(text: str) -> gr.Error:
     return gr.Error(escape.html_text(text))
 
 
-def in_message_line(fn, outputs: int, clear: bool = False):
+def in_message_line(fn, outputs: int, clear: bool | list = False):
     """For the page's own buttons: fn's outputs plus a message line that says what went wrong
     (the same one-line message the HTTP API raises), instead of a toast beside the line's old
     message and red "Error" badges on outputs that tell nothing. `outputs`: how many fn returns;
-    on a problem they are left as they were (emptied with clear=True); 0: fn returns the message line itself. The API keeps
+    on a problem they are left as they were (emptied with clear); 0: fn returns the message line itself. The API keeps
     the raising handler (`user_errors`). The line is Markdown: the problem is escaped for it."""
     @functools.wraps(fn)
     def handler(*args, **kwargs):
@@ -77,6 +77,8 @@ def in_message_line(fn, outputs: int, clear: bool = False):
                 return result
             return (list(result) if outputs > 1 else [result]) + [""]
         line = f"⚠️ {escape.markdown(problem)}"
-        fill = gr.update(value=None) if clear else gr.skip()  # clear: a failed request empties the old result
-        return [fill] * outputs + [line] if outputs else line
+        # clear: a failed request empties the old result (a list: each output's empty value; HTML's is "")
+        fills = [gr.update(value=v) for v in clear] if isinstance(clear, list) else (
+            [gr.update(value=None) if clear else gr.skip()] * outputs)
+        return fills + [line] if outputs else line
     return handler

@@ -70,13 +70,13 @@ def create(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine, connection):
-    """Two processes starting at once (UI and worker) must not both create the tables."""
-    if engine.dialect.name == "postgresql":  # held until the migration's transaction ends
-        connection.execute(text("SELECT pg_advisory_xact_lock(2510019820)"))
-        yield
-    elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        import fcntl  # SQLite's own DDL is not transactional under pysqlite: a file lock instead
+def _file_lock(engine: Engine):
+    """SQLite: two processes starting at once (UI and worker) must not both create the tables.
+    pysqlite runs DDL outside the transaction, so the lock is a file lock, held until the
+    migration's transaction has committed (released before the commit, a second process saw the
+    tables but not yet their version, and created them again)."""
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        import fcntl
 
         with open(f"{engine.url.database}.migrate.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -88,7 +88,9 @@ def _migration_lock(engine: Engine, connection):
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Apply Alembic migrations up to `revision` (idempotent; cheap when already there)."""
     cfg = AlembicConfig(str(ALEMBIC_INI))
-    with engine.begin() as connection, _migration_lock(engine, connection):
+    with _file_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # held until this transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(2510019820)"))
         cfg.attributes["connection"] = connection  # env.py runs on this connection
         command.upgrade(cfg, revision)
 

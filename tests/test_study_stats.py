@@ -78,3 +78,11 @@ def test_with_few_seeds_the_interval_is_expanded_to_a_t_intervals_width():
     five = np.array([0.70, 0.72, 0.71, 0.74, 0.69])
     plain_tail = np.percentile(np.random.default_rng(0).choice(five, (10_000, 5)).mean(1), [2.5, 97.5])
     assert mean_interval(five).high - mean_interval(five).low > 1.3 * (plain_tail[1] - plain_tail[0])
+
+
+def test_one_seed_gives_no_interval_and_no_verdict():
+    from engine.study.stats import ONE_SEED
+
+    one = difference_interval([0.7], [0.5])
+    assert one.seeds == 1 and one.verdict() == ONE_SEED and "no interval: one seed" in one.text()
+    assert difference_interval([0.7, 0.72], [0.5]).verdict() == "better"  # two seeds: an interval

@@ -23,6 +23,7 @@ import numpy as np
 
 REPLICATES = 10_000
 LEVEL = 0.95
+ONE_SEED = "no verdict (one seed)"  # one seed has no spread to resample: its interval is not shown
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Interval:
     seeds: int  # behind the estimate (for a difference: the smaller side)
 
     def verdict(self, better: str = "better", worse: str = "worse") -> str:
+        if self.seeds < 2:
+            return ONE_SEED
         if self.low > 0:
             return better
         if self.high < 0:
@@ -41,6 +44,8 @@ class Interval:
 
     def text(self, digits: int = 3) -> str:
         sign = "+" if self.estimate >= 0 else ""
+        if self.seeds < 2:
+            return f"{sign}{self.estimate:.{digits}f} [no interval: one seed]"
         return f"{sign}{self.estimate:.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 

@@ -1,6 +1,10 @@
+import os
 import sys
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one torch thread each, not two
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from engine.config import load_config
 

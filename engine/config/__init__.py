@@ -6,6 +6,14 @@ that is not finite: each is one line of a `ConfigError` listing every problem, r
 model is built or a file written. `validate` then checks what spans fields or needs the model,
 rewards and prompt files. Nothing here imports torch (the UI validates with it).
 
+Validation is a pipeline, each stage a function in its own place, going down:
+  1. parse_config (here): YAML read within bounds (safe_yaml), types and bounds per field (fields,
+     limits), algorithm defaults resolved;
+  2. checks.cross_field_problems: settings that depend on each other, from the config alone;
+  3. resources.resource_problems: the model, rewards, trackers and prompt files it names (files:
+     which folders it may read), and the prompts the model can encode;
+  then, before queueing, the jobs API's estimate against the machine (estimate.budget_problems).
+
 The package also holds the pieces validation reads: fields (types and bounds), limits (the
 operator's limits), files (which folders a config may read), safe_yaml (bounded YAML) and estimate
 (memory and time before launch). It may import engine.models, engine.rewards, engine.world and
@@ -29,10 +37,10 @@ from pydantic.dataclasses import dataclass
 from engine.config.fields import (Bool, ConfigError, Float, Int, Name, Prompt, Seed, Source, above, at_least, at_most,
                            limited, non_empty, one_of, problems_of, rule)
 from engine.config import safe_yaml
-from engine.config.files import local_source_refused, read_prompts, refused
+from engine.config.files import read_prompts
 from engine.training.hub import sources_by_text
-from engine.config.limits import excerpt, limit, too_large
-from engine.training.tracking import TRACKERS, problems as tracker_problems
+from engine.config.limits import excerpt, limit
+from engine.training.tracking import TRACKERS
 
 __all__ = ["Config", "ConfigError", "config_from_dict", "load_config", "parse_config", "validate"]
 
@@ -352,168 +360,20 @@ def resolve(cfg: Config) -> Config:
     return cfg
 
 
-# ---------------------------------------------------------------- validation: what spans fields
+# ---------------------------------------------------------------- validation: stages 2 and 3
 
 
 def validate(cfg: Config, read_from: list[Path] | None = None) -> Config:
-    """What types and bounds cannot say: settings that depend on each other, on the model, the
-    rewards and the prompt files. `read_from` as in load_config; with it, a model or reward source
-    is a hub id or a path by its text alone (engine.training.hub.sources_by_text)."""
+    """What types and bounds cannot say: the settings that depend on each other (stage 2,
+    engine/config/checks.py), then what the config names outside itself (stage 3,
+    engine/config/resources.py); every problem of both in one ConfigError. `read_from` as in
+    load_config; with it, a model or reward source is a hub id or a path by its text alone
+    (engine.training.hub.sources_by_text)."""
+    from engine.config.checks import cross_field_problems
+    from engine.config.resources import resource_problems
+
     with sources_by_text() if read_from is not None else contextlib.nullcontext():
-        return _validate(cfg, read_from)
-
-
-def _validate(cfg: Config, read_from: list[Path] | None) -> Config:
-    from engine.models import model_problems
-
-    errors: list[str] = []
-
-    def need(ok: bool, message: str):
-        if not ok:
-            errors.append(message)
-
-    a, t, s = cfg.algorithm, cfg.train, cfg.sampling
-    model_refused = cfg.model.path and local_source_refused("model.path", cfg.model.path, read_from)
-    errors.extend([model_refused] if model_refused else model_problems(cfg.model))
-    need(a.kl_beta == 0 or cfg.lora.enabled,
-         "algorithm.kl_beta: the KL reference is the adapter-disabled model, so it needs lora.enabled")
-    if a.name in BRANCHING:
-        _check_g2rpo(a, s.steps, need)
-    need(a.name != "diffusionnft" or not a.shared_noise,
-         "algorithm.shared_noise: DiffusionNFT samples by ODE, so members sharing one noise would be copies")
-    need(a.nft_old_decay == 0 or a.name == "diffusionnft", "algorithm.nft_old_decay: only DiffusionNFT keeps an old policy")
-    need(a.nft_noise == "fresh" or a.name == "diffusionnft", "algorithm.nft_noise: only DiffusionNFT noises its samples again")
-    need(a.nft_noise == "fresh" or not a.nft_group_noise,
-         "algorithm.nft_noise: 'rollout' gives each member its own initial noise, so it cannot share a group's noise")
-    need(a.name != "mixgrpo" or 1 <= a.window_size <= s.steps - 1,
-         f"algorithm.window_size: must be in 1..{s.steps - 1}, got {a.window_size}")
-    errors.extend(_reward_problems(cfg, read_from))
-    errors.extend(tracker_problems(t.log_with))
-    need(cfg.prompts is None or cfg.prompts_file is None, "prompts_file: give prompts or prompts_file, not both")
-    need(cfg.eval_prompts is None or cfg.eval_prompts_file is None,
-         "eval_prompts_file: give eval_prompts or eval_prompts_file, not both")
-    file_prompts = _read_prompt_files(cfg, read_from, errors)
-    model_refusals = _prompt_problems(cfg, file_prompts)
-    errors.extend(model_refusals or _world_prompt_problems(cfg, file_prompts))  # one reason per prompt
-    if cfg.model.free_text_encoders and not errors:
-        count = len(cfg.training_prompts())
-        need(count <= MAX_CACHED_PROMPTS, f"model.free_text_encoders: {count:,} training prompts would be cached "
-             f"(up to 4 MB each with T5 at 512 tokens); at most {MAX_CACHED_PROMPTS:,}, or keep the encoders")
+        errors = cross_field_problems(cfg, BRANCHING) + resource_problems(cfg, read_from, MAX_CACHED_PROMPTS)
     if errors:
         raise ConfigError.listing(errors)
     return cfg
-
-
-def _check_g2rpo(a: AlgorithmConfig, steps: int, need) -> None:
-    need(len(a.branch_steps) > 0, "algorithm.branch_steps: K must not be empty")
-    need(len(set(a.branch_steps)) == len(a.branch_steps), f"algorithm.branch_steps: repeated steps in {excerpt(a.branch_steps)}")
-    bad = [k for k in a.branch_steps if k >= steps]
-    need(not bad, f"algorithm.branch_steps: {excerpt(bad)} beyond the grid; steps are 0..{steps - 1} with sampling.steps={steps}")
-    if a.merge_steps:
-        need(a.name == "egrpo" or all(m == 1 for m in a.merge_steps),
-             "algorithm.merge_steps: G²RPO branches over single grid steps; merged steps are E-GRPO (algorithm.name: egrpo)")
-        need(len(a.merge_steps) == len(a.branch_steps), f"algorithm.merge_steps: one span per branch step, got "
-             f"{len(a.merge_steps)} for {len(a.branch_steps)} branch steps")
-        past = [(k, m) for k, m in zip(a.branch_steps, a.merge_steps) if k + m > steps]
-        need(not past, f"algorithm.merge_steps: (k, span) = {excerpt(past)} would step past s = 0 (grid steps 0..{steps - 1})")
-    need(len(a.granularities) > 0, "algorithm.granularities: Lambda must not be empty")
-    need(len(set(a.granularities)) == len(a.granularities), f"algorithm.granularities: repeated values in {excerpt(a.granularities)}")
-    coarse = [g for g in a.granularities if g > steps]
-    need(not coarse, f"algorithm.granularities: strides beyond the {steps} steps: {excerpt(coarse)}")
-    if a.completion == "authors":
-        from engine.method.schedule import completion_schedule
-
-        lands = {k: k + m - 1 for k, m in a.spans().items()} if len(a.merge_steps) in (0, len(a.branch_steps)) else {}
-        lost = [(k, g) for k, j in lands.items() for g in a.granularities
-                if j < steps - 2 and j + 2 not in completion_schedule(j, g, steps, "authors")]
-        need(not lost, f"algorithm.completion: with 'authors', (k, lambda) = {excerpt(lost)} would skip the fine step "
-             f"k+1 -> k+2 that every granularity shares; use 'append_zero' or smaller k or lambda")
-
-
-def _reward_problems(cfg: Config, read_from: list[Path] | None) -> list[str]:
-    from engine.rewards.base import reward_problems
-
-    errors = []
-    for i, r in enumerate(cfg.rewards):
-        refusal = r.model and local_source_refused(f"rewards[{i}].model", r.model, read_from)
-        errors.extend([refusal] if refusal else [f"rewards[{i}].name: {p}" for p in reward_problems(r.name, r.model)])
-    trained = {r.name for r in cfg.rewards}  # evaluation reuses these, with their own weights
-    for i, name in enumerate(cfg.eval_rewards):
-        if name not in trained:
-            errors.extend(f"eval_rewards[{i}]: {problem}" for problem in reward_problems(name))
-    return errors
-
-
-def _read_prompt_files(cfg: Config, read_from: list[Path] | None, errors: list[str]) -> dict[str, list[str]]:
-    """Prompts read from files, checked by the model below like inline ones."""
-    file_prompts = {}
-    for key in ("prompts_file", "eval_prompts_file"):
-        path = getattr(cfg, key)
-        if path is None:
-            continue
-        refusal = refused(key, path, read_from)
-        if refusal:
-            errors.append(refusal)
-            continue
-        try:
-            prompts = read_prompts(path)
-        except ValueError as err:
-            errors.append(f"{key}: cannot read {excerpt(path)}: {err}")
-            continue
-        message = too_large("prompts", len(prompts))
-        if not prompts or message:
-            errors.append(f"{key}: {excerpt(path)} holds {message or 'no prompt'}")
-        else:
-            file_prompts[key] = prompts
-    return file_prompts
-
-
-def _world_prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:
-    """The shapes world's rewards (preference, the verifiers) read each prompt as a scene: the
-    prompts they score must parse, whatever model draws them (else the run would fail mid-way)."""
-    from engine.rewards.base import WORLD_REWARDS
-    from engine.world.scenes import parse_prompt
-
-    scored = {"prompts": {r.name for r in cfg.rewards}, "eval_prompts": set(cfg.evaluation_rewards())}
-    errors = []
-    for key, rewards in scored.items():
-        world = sorted(rewards & WORLD_REWARDS)
-        prompts = getattr(cfg, key) if getattr(cfg, key) is not None else file_prompts.get(key.replace("prompts", "prompts_file"))
-        for i, prompt in enumerate(prompts or [] if world else []):
-            try:
-                parse_prompt(prompt)
-            except ValueError:
-                errors.append(f"{key}[{i}]: reward {world[0]!r} scores shapes-world scenes only "
-                              "('COUNT [SIZE] COLOUR SHAPE on a BACKGROUND background'), not this prompt")
-                break  # one is enough to say what is wrong
-    return errors
-
-
-def _prompt_problems(cfg: Config, file_prompts: dict[str, list[str]]) -> list[str]:
-    """Prompts the model cannot encode (an unknown word for the built-in model), from the config or
-    its files: a few inline ones are listed, a file's first only (its unknown words, not the line)."""
-    from engine.models import check_model_prompts, model_names
-
-    if cfg.model.name not in model_names():
-        return []
-    errors = []
-    sources = {key: getattr(cfg, key) for key in ("prompts", "sample_prompts", "eval_prompts")}
-    for key, prompts in {**sources, **file_prompts}.items():
-        from_file = key in file_prompts
-        bad, shown = 0, 1 if from_file else 3
-        for i, prompt in enumerate(prompts or []):
-            if from_file and len(prompt) > limit("prompt_chars"):
-                message = f"a prompt of {len(prompt):,} characters; at most {limit('prompt_chars'):,}"
-            else:
-                try:
-                    check_model_prompts(cfg.model, [prompt], quote=not from_file)
-                    continue
-                except ValueError as err:
-                    message = str(err)
-            bad += 1
-            if bad <= shown:
-                errors.append(f"{key}: line {i + 1}: {message}" if from_file else f"{key}[{i}]: {message}")
-        if bad > shown:
-            errors.append(f"{key}: ... and {bad - shown:,} more {'lines' if from_file else 'prompts'} "
-                          "the model cannot take")
-    return errors

@@ -1,13 +1,14 @@
 """The Runs table: one row per run, newest first, with what one sorts and filters runs by: status,
-progress, ETA, latest reward, best held-out score, tags and duration. Sorting (a header's menu) and
-filtering (the search box) happen in the page.
+progress, ETA, latest reward, best held-out score, tags, duration and the duration the cost preview
+predicted when it was submitted (jobs/forecast.py; for its first planned iterations: a run trained
+longer ran more). Sorting (a header's menu) and filtering (the search box) happen in the page.
 """
 from __future__ import annotations
 
 COLUMNS = ["id", "name", "tags", "algorithm", "model", "status", "progress", "ETA", "reward", "best held-out",
-           "duration (min)", "created (UTC)"]
+           "duration (min)", "predicted (min)", "created (UTC)"]
 # numbers sort as numbers; the rest as text
-DATATYPES = ["number", "str", "str", "str", "str", "str", "str", "str", "number", "number", "number", "str"]
+DATATYPES = ["number", "str", "str", "str", "str", "str", "str", "str", "number", "number", "number", "str", "str"]
 
 
 def eta(seconds: float | None) -> str:
@@ -16,6 +17,13 @@ def eta(seconds: float | None) -> str:
     minutes, s = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {s:02d}s"
+
+
+def predicted(estimate: dict | None) -> str:
+    """The preview's range in minutes, "7.0–9.8" ("" for a run submitted before forecasts were kept)."""
+    if not estimate:
+        return ""
+    return f"{estimate['low_s'] / 60:.1f}–{estimate['high_s'] / 60:.1f}"
 
 
 def best_held_out(evaluated: list[dict], trained_on) -> float | None:
@@ -48,5 +56,6 @@ def table() -> list[list]:
         out.append([r["id"], r["name"], ", ".join(r["tags"]), r["algorithm"], r["model"], r["status"],
                     f"{done}/{r['iterations']} ({100 * done // max(r['iterations'], 1)}%)", left,
                     None if reward is None else round(reward, 4), None if best is None else round(best, 4),
-                    None if spent is None else round(spent / 60, 1), r["created_at"].strftime("%Y-%m-%d %H:%M")])
+                    None if spent is None else round(spent / 60, 1), predicted(r.get("estimate")),
+                    r["created_at"].strftime("%Y-%m-%d %H:%M")])
     return out

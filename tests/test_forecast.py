@@ -62,3 +62,14 @@ def test_a_flux_preview_needs_a_gpu_worker_and_compares_with_gpu_memory(store, m
     heartbeat.beat("gpu-worker", device="NVIDIA H100 x1", gpu_memory=80 * 10**9)
     line = cost.preview(preset, values)
     assert "Not launchable" not in line and "of the worker's 80 GB GPU" in line
+
+
+def test_the_runs_row_sets_the_prediction_beside_the_duration(store):
+    from app import runs_table
+
+    run_id = api.submit("configs/g2rpo.yaml", ["train.iterations=20"])
+    row = dict(zip(runs_table.COLUMNS, next(r for r in runs_table.table() if r[0] == run_id)))
+    predicted = api.get_run(run_id)["estimate"]
+    assert row["predicted (min)"] == f"{predicted['low_s'] / 60:.1f}–{predicted['high_s'] / 60:.1f}"
+    assert len(runs_table.COLUMNS) == len(runs_table.DATATYPES) == len(row)
+    assert runs_table.predicted(None) == ""  # a run from before forecasts were kept

@@ -183,7 +183,8 @@ def build() -> dict:
             with gr.Accordion("What these views show (Singular Stochastic Sampling, MGAI)", open=False):
                 gr.Markdown(EXPLAINER, elem_id="attribution-explainer")
             step_value = gr.Radio(list(STEP_VALUES), value=next(iter(STEP_VALUES)), label="colour")
-            steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", elem_id="step-heatmap")
+            steps = gr.Plot(label="Attribution per denoising step (colour scale from 0)", show_label=False,  # its title says it
+                            elem_id="step-heatmap")
             with gr.Row():
                 iteration = gr.Number(value=-1, precision=0, label="Window ends at iteration (-1: latest)", scale=1,
                                       elem_id="attribution-iteration")

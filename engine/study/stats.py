@@ -24,6 +24,10 @@ import numpy as np
 REPLICATES = 10_000
 LEVEL = 0.95
 ONE_SEED = "no verdict (one seed)"  # one seed has no spread to resample: its interval is not shown
+# With few seeds the expanded interval is about the seeds' range, and every seed's difference lands
+# on the same side of 0 by chance with probability 2 / 2^n when there is none: 6% at 5 seeds, 25% at
+# 3. So a partial study (fewer seeds than a verdict needs) shows its intervals but no verdict.
+MIN_VERDICT_SEEDS = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Interval:
     def verdict(self, better: str = "better", worse: str = "worse") -> str:
         if self.seeds < 2:
             return ONE_SEED
+        if self.seeds < MIN_VERDICT_SEEDS:
+            return f"no verdict yet ({self.seeds} seeds; a verdict needs {MIN_VERDICT_SEEDS})"
         if self.low > 0:
             return better
         if self.high < 0:

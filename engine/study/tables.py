@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.study.plan import PROTOCOL_LABELS, REFERENCE, Plan
-from engine.study.stats import ONE_SEED, Interval, difference_interval, first_reaching, mean_interval, ratio_interval
+from engine.study.stats import Interval, difference_interval, first_reaching, mean_interval, ratio_interval
 
 SPLIT_WORDS = {"held_out": "held-out", "train": "training"}
 # The papers' own comparisons, each (method, against, what the claim is)
@@ -53,7 +53,8 @@ def difference_cell(iv: Interval) -> str:
 
 
 def verdict_word(iv: Interval) -> str:
-    return {"better": "**better**", "worse": "**worse**", ONE_SEED: ONE_SEED}.get(iv.verdict(), "no difference detectable")
+    verdict = iv.verdict()
+    return {"better": "**better**", "worse": "**worse**"}.get(verdict, verdict)  # else "no difference ...", "no verdict ..."
 
 
 COLUMNS = [("held_out", "adherence"), ("train", "adherence"), ("held_out", "shape"), ("held_out", "count"),
@@ -148,7 +149,8 @@ def target_table(plan: Plan, rows: list[dict], reward: str = "adherence") -> str
 
 
 def moves(iv: Interval) -> str:
-    return {"better": "rises", "worse": "falls", ONE_SEED: ONE_SEED}.get(iv.verdict(), "no difference detectable")
+    verdict = iv.verdict()
+    return {"better": "rises", "worse": "falls"}.get(verdict, verdict)
 
 
 def hacking_verdict(reward_gain: Interval, verifiers_train: Interval, verifiers_held_out: Interval) -> str:

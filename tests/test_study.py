@@ -245,3 +245,16 @@ def test_quick_study_end_to_end(tmp_path):
     assert "Reward hacking" in table and "The cost to reach" in table
     results = json.loads((out / "results.json").read_text())
     assert {r["method"] for r in results["rows"]} == {"base", *MAIN_METHODS}
+
+
+def test_a_calibration_is_found_again_when_only_result_neutral_settings_differ():
+    import json as _json
+
+    from engine.study.calibration import _same_run
+
+    config = {"train": {"learning_rate": 1e-3, "log_with": [], "branch_every": 10}, "algorithm": {"name": "g2rpo"}}
+    older = {"train": {"learning_rate": 1e-3, "log_with": ["tensorboard"]}, "algorithm": {"name": "g2rpo"}}
+    assert _same_run(_json.dumps([config, 2]), _json.dumps([older, 2]))
+    assert not _same_run(_json.dumps([config, 2]), _json.dumps([older, 3]))  # other timed iterations
+    faster = {**older, "train": {**older["train"], "learning_rate": 2e-3}}
+    assert not _same_run(_json.dumps([config, 2]), _json.dumps([faster, 2]))

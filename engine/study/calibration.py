@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.study.plan import Method, Plan, run_config
 from engine.study.cost import timed_records
-from engine.study.runs import evaluations as run_evaluations, write_json
+from engine.study.runs import evaluations as run_evaluations, neutral_free, write_json
 
 
 def calibration_path(root: Path) -> Path:
@@ -35,15 +35,24 @@ def measure(plan: Plan, reward: str, method: Method) -> dict:
             "timed_iterations": len(records), "measured": time.time()}
 
 
+def _same_run(key_a: str, key_b: str) -> bool:
+    """Two keys name the same calibration run: their configs equal but for result-neutral settings."""
+    (config_a, iterations_a), (config_b, iterations_b) = json.loads(key_a), json.loads(key_b)
+    return iterations_a == iterations_b and neutral_free(config_a) == neutral_free(config_b)
+
+
 def seconds_per_evaluation(plan: Plan, root: Path, reward: str, method: Method) -> float:
-    """The cached rate, measured now if this folder has none for this exact config."""
+    """The cached rate, measured now if this folder has none for this config (settings that change
+    only what a run writes beside its results, such as train.branch_every, do not count)."""
     path = calibration_path(root)
     cache = json.loads(path.read_text()) if path.exists() else {}
     key = calibration_key(plan, reward, method)
-    if key not in cache:
+    found = key if key in cache else next((k for k in cache if _same_run(k, key)), None)
+    if found is None:
+        found = key
         cache[key] = measure(plan, reward, method)
         write_json(path, cache)
-    return cache[key]["seconds_per_evaluation"]
+    return cache[found]["seconds_per_evaluation"]
 
 
 def calibrations(root: Path) -> list[dict]:

@@ -48,14 +48,18 @@ def run_spec(plan: Plan, reward: str, method: Method, seed: int, rate: float | N
 RESULT_NEUTRAL = (("train", "branch_every"), ("train", "log_with"), ("train", "tracker_project"))
 
 
-def comparable(spec: dict) -> dict:
-    """The spec without the result-neutral settings."""
-    config = {section: dict(values) if isinstance(values, dict) else values
-              for section, values in spec.get("config", {}).items()}
+def neutral_free(config: dict) -> dict:
+    """A config without the result-neutral settings."""
+    config = {section: dict(values) if isinstance(values, dict) else values for section, values in config.items()}
     for section, key in RESULT_NEUTRAL:
         if isinstance(config.get(section), dict):
             config[section].pop(key, None)
-    return {**spec, "config": config}
+    return config
+
+
+def comparable(spec: dict) -> dict:
+    """The spec without the result-neutral settings."""
+    return {**spec, "config": neutral_free(spec.get("config", {}))}
 
 
 def check_spec(folder: Path, spec: dict) -> None:

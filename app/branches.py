@@ -7,12 +7,11 @@ model's 32x32 enlarged with nearest-neighbour so its pixels stay sharp. No torch
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import gradio as gr
 
+from app import compare_html
 from jobs import branches
 
 SHOWN_SIDE = 128  # pixels per image side on the page
@@ -31,15 +30,8 @@ def _number(value, signed: bool = False) -> str:
 
 
 def _inline(image) -> str:
-    """A PNG data URI of the image at SHOWN_SIDE (nearest-neighbour up: pixels stay pixels)."""
-    from PIL import Image
-
-    factor = SHOWN_SIDE / max(image.size)
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    image = image.resize(size, Image.NEAREST if factor >= 1 else Image.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    """A PNG data URI of the image at SHOWN_SIDE (whole-pixel enlargement: pixels stay pixels)."""
+    return compare_html.inline(compare_html.scaled(image, SHOWN_SIDE))
 
 
 def _caption(rank: int, member: dict, finish: dict, finest: bool) -> str:

@@ -1,4 +1,4 @@
-"""Compare's images as HTML: each image at a readable size with its caption under it, never over it.
+"""Images as HTML (Compare, the blind test, the Monitor's samples and branches): each image at a readable size with its caption under it, never over it.
 
 Small models draw 32x32 images: they are enlarged by whole pixels (nearest neighbour), so what the
 model drew is what is seen; large ones are reduced. Images travel inline as PNG data URIs (the data
@@ -16,8 +16,8 @@ PAIR_SIDE = 256  # base and tuned of one prompt and seed
 GRID_SIDE = 192  # a grid of seeds or prompts: 6x the built-in model's 32x32
 
 
-def scaled(image: np.ndarray, side: int):
-    """`image` (uint8 HxWx3) as a PIL image at most `side` pixels on its longer side: a small one
+def scaled(image, side: int):
+    """`image` (uint8 HxWx3, or a PIL image) as a PIL image at most `side` pixels on its longer side: a small one
     enlarged by a whole factor (each pixel a block of one colour), a large one reduced."""
     from PIL import Image
 

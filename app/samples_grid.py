@@ -9,12 +9,11 @@ is never served. No torch: PIL and the view the Monitor already polled (app/moni
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import gradio as gr
 
+from app import compare_html
 from app.monitor import sample_image
 from app.numbers import number
 
@@ -61,14 +60,8 @@ def scores(stored: dict[int, dict], sample: dict) -> dict[str, float | None]:
 
 
 def _inline(image) -> str:
-    from PIL import Image
-
-    factor = THUMB / max(image.size)
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    image = image.resize(size, Image.NEAREST if factor >= 1 else Image.LANCZOS)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    """A PNG data URI of the image at THUMB (whole-pixel enlargement: pixels stay pixels)."""
+    return compare_html.inline(compare_html.scaled(image, THUMB))
 
 
 def _caption(values: dict, base: dict | None = None) -> str:

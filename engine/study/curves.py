@@ -19,6 +19,16 @@ COLOURS = ["#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e
 AXES = {"iteration": "iterations", "evaluations": "model evaluations", "calibrated_seconds": "seconds (calibrated)"}
 
 
+
+def figure_title(plan) -> str:
+    """What the bands are: 95% bootstrap bands from MIN_VERDICT_SEEDS seeds on; below, about the
+    seeds' range (the tables draw no verdict then either, engine/study/stats.py)."""
+    from engine.study.stats import MIN_VERDICT_SEEDS
+
+    n = len(plan.seeds)
+    bands = "95% bootstrap bands" if n >= MIN_VERDICT_SEEDS else f"bands about the seeds' range (95% needs {MIN_VERDICT_SEEDS})"
+    return f"The study: {n} seeds per method, means with {bands}"
+
 def panels(plan: Plan) -> list[tuple[str, str, str, str]]:
     """(training reward, x key, split, score) per subplot, row by row: a track under every protocol gets
     its reward on both prompt sets against every axis; a one-protocol track (the hacking one) its reward
@@ -89,7 +99,7 @@ def write_html(path: Path, plan: Plan, rows: list[dict], base: dict, chosen: lis
                                                    "[%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>"),
                           row=row, col=col)
             shown = True
-    fig.update_layout(title=f"The study: {len(plan.seeds)} seeds per method, means with 95% bootstrap bands",
+    fig.update_layout(title=figure_title(plan),
                       height=330 * n_rows, width=1350, template="plotly_white")
     fig.write_html(path, include_plotlyjs=True)  # self-contained: opens without a network
 
@@ -120,7 +130,7 @@ def write_png(path: Path, plan: Plan, rows: list[dict], base: dict, chosen: list
             ax.legend(fontsize=7)
     for k in range(len(chosen), n_rows * 3):
         axes[k // 3][k % 3].axis("off")
-    fig.suptitle(f"The study: {len(plan.seeds)} seeds per method, means with 95% bootstrap bands")
+    fig.suptitle(figure_title(plan))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -85,11 +85,21 @@ def plot_points(page, plot: str, trace: str | None = None) -> int:
         return t ? (t.x || []).length : 0; }""", [plot, trace])
 
 
-def wait_until(predicate, timeout: float, what: str):
+def plot_state(page, plot: str) -> str:
+    """What a plot shows, for a failure's message: Gradio's empty box, or Plotly's traces."""
+    return page.evaluate("""(id) => { const host = document.querySelector(`#${id}`);
+        if (!host) return 'not on the page';
+        if (host.querySelector('[aria-label="Empty value"]')) return 'the empty box (no figure, or a failed one)';
+        const p = host.querySelector('.js-plotly-plot');
+        return p && p.data ? `a figure with ${p.data.length} trace(s)` : 'a box without a figure'; }""", plot)
+
+
+def wait_until(predicate, timeout: float, what: str, state=None):
+    """Poll `predicate` until it is true; on timeout, say what was seen instead (`state()`)."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+            raise TimeoutError(f"timed out waiting for {what}" + (f"; it shows {state()}" if state else ""))
         time.sleep(0.5)
     return value
 
@@ -264,7 +274,8 @@ def test_every_tab_in_both_themes_and_plots_follow_the_theme(browser, app_server
         if tab == "Monitor":
             wait_until(lambda: plot_points(page, "reward-plot", "reward0") == 30, 20, "the reward curve")
             monitor_view(page, "attribution")
-            wait_until(lambda: plot_points(page, "step-heatmap"), 20, "the heatmap")
+            wait_until(lambda: plot_points(page, "step-heatmap"), 60, "the heatmap",
+                       lambda: plot_state(page, "step-heatmap"))
             monitor_view(page, "curves")
             colours = page.evaluate("""() => {
                 const plot = document.querySelector('#reward-plot .js-plotly-plot');

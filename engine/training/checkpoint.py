@@ -17,8 +17,10 @@ Checkpoints written before checksums existed are checked by loading their files 
 from __future__ import annotations
 
 import json
+import json
 import os
 import re
+import struct
 import shutil
 import warnings
 from pathlib import Path
@@ -109,17 +111,35 @@ def export_lora(model: FlowModel, folder: Path, card: str | None = None) -> None
 
     transformer = model.transformer
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(transformer))
-    # peft keeps target_modules as a set, whose order follows the process's hash seed: sort it and the
-    # tensors so neither changes the file. Not enough on its own: two exports under different hash seeds
-    # still differed (issue 28), so a LoRA's file checksum does not reproduce yet
+    # The same LoRA must be the same file, so that its checksum can be published: peft keeps
+    # target_modules as a set, ordered by the process's hash seed (sorted here), and safetensors
+    # writes its metadata in a Rust HashMap's order, which changes from process to process
+    # (sorted after the save).
     metadata = transformer.peft_config["default"].to_dict()
     if isinstance(metadata.get("target_modules"), (list, set, tuple)):
         metadata["target_modules"] = sorted(metadata["target_modules"])
     loader = getattr(lora_pipeline, model.lora_loader)
     loader.save_lora_weights(folder, transformer_lora_layers=dict(sorted(layers.items())),
                              transformer_lora_adapter_metadata=metadata)
+    sort_metadata(Path(folder) / LORA_WEIGHTS)
     if card is not None:
         (Path(folder) / CARD).write_text(card)
+
+
+def sort_metadata(path: Path) -> None:
+    """Rewrite a safetensors file's header with its `__metadata__` keys in sorted order. The header
+    keeps its length (it is padded with spaces, as the format allows), so the tensors stay in place."""
+    with open(path, "r+b") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+        if "__metadata__" not in header:
+            return
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > size:  # cannot happen for a reordering; leave the file as safetensors wrote it
+            return
+        f.seek(8)
+        f.write(text.ljust(size, b" "))
 
 
 def optimizer_state(model: nn.Module, optimizer, sharded: bool) -> dict:

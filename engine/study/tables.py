@@ -23,6 +23,8 @@ CLAIMS = [
     ("g2rpo-L123", "g2rpo-L1", "G²RPO's Table 2: more granularities help"),
     ("egrpo", "g2rpo-L123", "E-GRPO's claim: merged steps above G²RPO"),
     ("diffusionnft", "flowgrpo", "DiffusionNFT's claim: above Flow-GRPO"),
+    # not a paper's claim, the question this testbed's two README runs raise
+    ("g2rpo-L123", "diffusionnft", "G²RPO above DiffusionNFT (the newer method)"),
 ]
 
 

@@ -17,11 +17,10 @@ Checkpoints written before checksums existed are checked by loading their files 
 from __future__ import annotations
 
 import json
-import json
 import os
 import re
-import struct
 import shutil
+import struct
 import warnings
 from pathlib import Path
 

@@ -95,6 +95,8 @@ def writer(kind: str, url: str, run_id: int, start: int, pause: float) -> None:
                     insert_records(s, run_id, [r], config)
                     s.commit()
             latencies.append(time.perf_counter() - t)
+            if it == start:  # the parent measures from here on: SIGTERM is handled, a write has landed
+                print("writing", flush=True)
             it += 1
             time.sleep(pause)
     except KeyboardInterrupt:
@@ -171,7 +173,10 @@ def with_writer(kind: str, url: str, run_id: int, start: int, pause: float, meas
                              "--start", str(start), "--pause", str(pause)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)  # let it start writing
+        # Wait until it writes (a fixed sleep lost the race on a loaded machine: SIGTERM came before
+        # the writer had its handler, and it died without its figures).
+        if proc.stdout.readline().strip() != "writing":
+            raise RuntimeError(f"the {kind}-format writer exited before writing (exit {proc.wait()})")
         result = measure()
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -1,14 +1,14 @@
 """The Runs table: one row per run, newest first, with what one sorts and filters runs by: status,
-progress, ETA, latest reward, best held-out score, tags, duration and the duration the cost preview
+progress, ETA, latest reward, best held-out score, tags, duration, the duration the cost preview
 predicted when it was submitted (jobs/forecast.py; for its first planned iterations: a run trained
-longer ran more). Sorting (a header's menu) and filtering (the search box) happen in the page.
+longer ran more) and the win rate people gave it in a blind A/B test (app/ab_results.run_cell). Sorting (a header's menu) and filtering (the search box) happen in the page.
 """
 from __future__ import annotations
 
 COLUMNS = ["id", "name", "tags", "algorithm", "model", "status", "progress", "ETA", "reward", "best held-out",
-           "duration (min)", "predicted (min)", "created (UTC)"]
+           "duration (min)", "predicted (min)", "blind A/B: win rate (95%)", "created (UTC)"]
 # numbers sort as numbers; the rest as text
-DATATYPES = ["number", "str", "str", "str", "str", "str", "str", "str", "number", "number", "number", "str", "str"]
+DATATYPES = ["number", "str", "str", "str", "str", "str", "str", "str", "number", "number", "number", "str", "str", "str"]
 
 
 def eta(seconds: float | None) -> str:
@@ -40,10 +40,12 @@ def best_held_out(evaluated: list[dict], trained_on) -> float | None:
 
 
 def table() -> list[list]:
-    from jobs import api, runs
+    from app.ab_results import run_cell
+    from jobs import api, runs, votes
 
     rows = api.list_runs()
     summaries = api.run_summaries([r["id"] for r in rows])
+    tested = votes.tests_of_runs([r["id"] for r in rows])
     out = []
     for r in rows:
         done = 0 if r["last_iteration"] is None else r["last_iteration"] + 1
@@ -57,5 +59,5 @@ def table() -> list[list]:
                     f"{done}/{r['iterations']} ({100 * done // max(r['iterations'], 1)}%)", left,
                     None if reward is None else round(reward, 4), None if best is None else round(best, 4),
                     None if spent is None else round(spent / 60, 1), predicted(r.get("estimate")),
-                    r["created_at"].strftime("%Y-%m-%d %H:%M")])
+                    run_cell(r["id"], tested.get(r["id"], [])), r["created_at"].strftime("%Y-%m-%d %H:%M")])
     return out

@@ -184,6 +184,23 @@ def tests_of_run(run_id: int) -> list[int]:
                               .order_by(VoteTest.id)))
 
 
+def tests_of_runs(run_ids: list[int]) -> dict[int, list[dict]]:
+    """{run id: the tests a checkpoint of it takes part in, each with its votes}, for the Runs table:
+    two queries, whatever the number of runs."""
+    if not run_ids:
+        return {}
+    with db.session() as s:
+        tests = [t.model_dump() for t in s.scalars(select(VoteTest).where(VoteTest.run_a.in_(run_ids)
+                                                                          | VoteTest.run_b.in_(run_ids)))]
+    cast = votes([t["id"] for t in tests]) if tests else []
+    out: dict[int, list[dict]] = {}
+    for test in tests:
+        test = {**test, "votes": [v for v in cast if v["test_id"] == test["id"]]}
+        for run_id in {test["run_a"], test["run_b"]} & set(run_ids):
+            out.setdefault(run_id, []).append(test)
+    return out
+
+
 CSV_COLUMNS = ["test", "model_a", "model_b", "pair", "prompt", "seed", "shown_left", "shown_right", "choice",
                "winner", "voter", "visitor", "shown_at", "voted_at"]
 

@@ -17,9 +17,9 @@ PROMPTS = ["two red circles on a black background", "a blue square on a white ba
            "three yellow triangles on a gray background"]
 
 
-def a_test(seeds: int = 4, prompts=PROMPTS, run_a: int | None = None) -> int:
+def a_test(seeds: int = 4, prompts=PROMPTS, run_a: int | None = None, b: dict | None = None) -> int:
     a = {"reference": "docs/readme-run/lora", "label": "LoRA docs/readme-run/lora", "run_id": run_a}
-    b = {"reference": "base", "label": "base model (builtin)", "run_id": None}
+    b = b or {"reference": "base", "label": "base model (builtin)", "run_id": None}
     return votes.create_test(a, b, {"model": {"name": "builtin"}, "sampling": {"steps": 16, "shift": 3.0},
                                     "rewards": ["adherence"]}, "own", prompts, seeds)
 
@@ -177,3 +177,31 @@ def test_the_votes_csv_comes_with_the_runs_export(store, tmp_path):
     other = runs.create(fake_config(iterations=4))
     with zipfile.ZipFile(export.export_run(other, tmp_path / "other.zip")) as z:
         assert "ab_votes.csv" not in z.namelist()
+
+
+def cast_for(test_id: int, visitor: str, winners: list[str]) -> None:
+    """Vote so that these models win ('a', 'b' or 'same'), whatever side each pair shows A on."""
+    for wanted in winners:
+        pair = shown_pair(test_id, visitor)
+        side = "same" if wanted == "same" else ("left" if (wanted == "a") == pair["a_left"] else "right")
+        votes.vote(pair["id"], visitor, side)
+
+
+def test_the_runs_row_shows_the_runs_own_win_rate_from_the_test_with_most_votes(store):
+    from app import runs_table
+
+    tuned, other, untested = (runs.create(fake_config(iterations=4)) for _ in range(3))
+    against_base = a_test(run_a=tuned)  # 12 items: the tuned run as model A against the base
+    cast_for(against_base, "v1", ["a"] * 7 + ["b"] * 2 + ["same"] * 3)
+    # the other run as model B (its own win rate is B's), against a checkpoint of the tuned run
+    as_b = a_test(run_a=tuned, b={"reference": f"run:{other}:checkpoints/iter_000003", "label": "run 2",
+                                  "run_id": other})
+    cast_for(as_b, "v1", ["a", "a", "b"])
+    rows = {row[0]: dict(zip(runs_table.COLUMNS, row)) for row in runs_table.table()}
+    cell = "blind A/B: win rate (95%)"
+    low, high = vote_stats.wilson(7 + 3 / 2, 12)
+    assert rows[tuned][cell] == (f"0.708 ({low:.3f} – {high:.3f}) vs base model (builtin), 12 votes, "
+                                 f"test #{against_base}; 1 more test in Compare")  # the test with most votes
+    low, high = vote_stats.wilson(1, 3)
+    assert rows[other][cell] == f"0.333 ({low:.3f} – {high:.3f}) vs LoRA docs/readme-run/lora, 3 votes, test #{as_b}"
+    assert rows[untested][cell] == ""

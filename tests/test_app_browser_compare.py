@@ -86,13 +86,31 @@ def shown_pair(test_id: int) -> dict:
     return {"id": rows[0][0], "a_left": bool(rows[0][1])}
 
 
+def wait_for_pair(page, test_id: int, number: int) -> None:
+    """Wait for pair `number` on screen; on a timeout, say what the page and the store show instead
+    (whether the vote reached the server, what had the keyboard, the message line)."""
+    try:
+        page.locator("#ab-pair").get_by_text(f"Pair {number} of 12:").wait_for(timeout=120_000)
+    except Exception as err:
+        from jobs import db
+
+        with db.session() as s:
+            pairs = s.execute(text("SELECT id, shown_at IS NOT NULL, choice FROM ab_pairs WHERE test_id = :t "
+                                   "ORDER BY id"), {"t": test_id}).all()
+        focus = page.evaluate("() => { const e = document.activeElement; return e ? `${e.tagName}#${e.id} "
+                              "in ${e.closest('[id]') && e.closest('[id]').id}` : 'none'; }")
+        shot(page, f"compare-blind-test-stalled-at-{number}")
+        raise AssertionError(f"pair {number} did not come: message {page.locator('#ab-message').inner_text()!r}, "
+                             f"on screen {page.locator('#ab-pair').inner_text()[:80]!r}, focus {focus}, "
+                             f"pairs (id, shown, choice) {[tuple(p) for p in pairs]}") from err
+
+
 PLAN = ["a"] * 7 + ["b"] * 2 + ["same"] * 3  # who the 12 votes go to
 
 
-# Known bug, not yet found: in a full run, on a server that earlier test files used, the pair after
-# the reload (the 8th) never comes (twice in a row, 2026-12-07); alone or with this file it passes
-# (45 s). Out of the default run until it is fixed: `make test-slow` or `pytest -m slow -k blind_test`.
-@pytest.mark.slow
+# In two full runs on 2026-12-07 the pair after the reload (the 8th) did not come, both tries; not
+# seen since in two full runs (one with both cores kept busy). wait_for_pair says what the page and
+# the store show if it comes back.
 def test_a_blind_test_of_twelve_votes_shows_the_win_rate_and_interval_they_give(page, app_server):
     from jobs import votes
 
@@ -128,7 +146,7 @@ def test_a_blind_test_of_twelve_votes_shows_the_win_rate_and_interval_they_give(
         else:
             page.click(f"#ab-{side}")
         if number < 12:
-            page.locator("#ab-pair").get_by_text(f"Pair {number + 1} of 12:").wait_for(timeout=120_000)
+            wait_for_pair(page, test_id, number + 1)
     page.locator("#ab-message").get_by_text("You have voted on all 12 pairs").wait_for(timeout=60_000)
 
     stored = votes.votes([test_id])

@@ -164,7 +164,9 @@ def _test(test_id) -> dict:
 
 def cast(choice: str, test_id, pair_id, token, authorized: bool, profile) -> tuple:
     """Store the vote on the pair on screen, then show the next pair. A vote that cannot count (no
-    such pair, not shown to this visitor, already voted) is refused and stores nothing."""
+    such pair, not shown to this visitor, already voted) is refused and stores nothing; on a pair
+    the visitor voted on already, the page gets their next pair with the refusal (a double click,
+    or a page that missed the answer to its vote, is not left stuck)."""
     from jobs import votes
 
     visitor, voter, token = who(token, authorized, profile)
@@ -172,6 +174,8 @@ def cast(choice: str, test_id, pair_id, token, authorized: bool, profile) -> tup
         raise gr.Error(_bound_message() + " This vote was not stored.")
     try:
         votes.vote(pair_id, visitor, choice, voter)
+    except votes.AlreadyVoted as err:  # the page still shows a pair it voted on: bring it the next one
+        return show(test_id, token, authorized, profile, note=f"⚠️ {redact(str(err))} Your next pair is below.")
     except votes.VoteError as err:
         raise page_error(redact(str(err))) from None
     return show(test_id, token, authorized, profile, note=f"Vote stored ({choice}).")

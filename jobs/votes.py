@@ -33,6 +33,10 @@ class VoteError(ValueError):
     """A vote or a test that cannot be: the message is one line for the voter."""
 
 
+class AlreadyVoted(VoteError):
+    """The visitor voted on this pair before (a double click, or a page that missed the answer)."""
+
+
 def place_a_left(a_left: int, a_right: int, rng: random.Random = _coin) -> bool:
     """Whether the next pair shows model A on the left, given how often it was on each side so far."""
     chance = 0.5 if a_left == a_right else (LEAN if a_left < a_right else 1 - LEAN)
@@ -166,7 +170,7 @@ def vote(pair_id, visitor: str, choice: str, voter: str | None = None) -> dict:
         raise VoteError(f"Pair #{pair_id} was not shown to you: the vote was not stored.")
     if pair.shown_at is None:
         raise VoteError(f"Pair #{pair_id} has not been shown yet: the vote was not stored.")
-    raise VoteError(f"Pair #{pair_id} already has a vote: the vote was not stored.")
+    raise AlreadyVoted(f"Pair #{pair_id} already has a vote: the vote was not stored.")
 
 
 def votes(test_ids: list[int]) -> list[dict]:

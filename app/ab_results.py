@@ -64,19 +64,20 @@ def results(test: dict, votes: list[dict]) -> str:
 
 
 def run_cell(run_id: int, tests: list[dict]) -> str:
-    """The Runs row's blind-test cell (plain text): the run's own win rate and Wilson interval in
-    the test with the most votes, the model it faced and the votes; "" before any vote. Like the
-    results button, it is for after voting: a voter who watches it learns which side was which."""
+    """The Runs row's blind-test cell (plain text) from jobs.votes.tests_of_runs: the run's own win
+    rate and Wilson interval in the test with the most votes, the model it faced and the votes; ""
+    before any vote. Like the results button, it is for after voting: a voter who watches it learns
+    which side was which."""
     from jobs import vote_stats
 
-    voted = sorted((t for t in tests if t["votes"]), key=lambda t: (-len(t["votes"]), -t["id"]))
+    voted = sorted((t for t in tests if t["a"] + t["b"] + t["same"]),
+                   key=lambda t: (-(t["a"] + t["b"] + t["same"]), -t["id"]))
     if not voted:
         return ""
     test = voted[0]
     as_b = test["run_b"] == run_id and test["run_a"] != run_id  # both sides from this run: read as A
-    own = [{**v, "winner": {"a": "b", "b": "a"}.get(v["winner"], v["winner"])} for v in test["votes"]] if as_b \
-        else test["votes"]
-    t = vote_stats.tally(own, bootstrap=False)
+    t = vote_stats.from_counts(a=test["b"], b=test["a"], same=test["same"]) if as_b else \
+        vote_stats.from_counts(a=test["a"], b=test["b"], same=test["same"])
     other = test["label_a"] if as_b else test["label_b"]
     more = f"; {len(voted) - 1} more test{'s' if len(voted) > 2 else ''} in Compare" if len(voted) > 1 else ""
     return (f"{_number(t['rate'])} ({_interval(t['wilson'])}) vs {other}, {t['votes']} vote"

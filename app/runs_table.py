@@ -1,7 +1,8 @@
 """The Runs table: one row per run, newest first, with what one sorts and filters runs by: status,
 progress, ETA, latest reward, best held-out score, tags, duration, the duration the cost preview
 predicted when it was submitted (jobs/forecast.py; for its first planned iterations: a run trained
-longer ran more) and the win rate people gave it in a blind A/B test (app/ab_results.run_cell). Sorting (a header's menu) and filtering (the search box) happen in the page.
+longer ran more) and the win rate people gave it in a blind A/B test (app/ab_results.run_cell).
+Sorting (a header's menu) and filtering (the search box) happen in the page.
 """
 from __future__ import annotations
 

@@ -47,13 +47,17 @@ def bootstrap_over_prompts(votes: list[dict], resamples: int = RESAMPLES, seed: 
     return float(low), float(high)
 
 
+def from_counts(a: int, b: int, same: int) -> dict:
+    """Counts, A's win rate and its Wilson interval."""
+    n, wins = a + b + same, a + same / 2
+    return {"votes": n, "a": a, "b": b, "same": same, "rate": wins / n if n else math.nan, "wilson": wilson(wins, n)}
+
+
 def tally(votes: list[dict], bootstrap: bool = True) -> dict:
     """Counts, A's win rate and its intervals."""
-    a, b = sum(v["winner"] == "a" for v in votes), sum(v["winner"] == "b" for v in votes)
-    n, same = len(votes), sum(v["winner"] == "same" for v in votes)
-    wins = a + same / 2
-    return {"votes": n, "a": a, "b": b, "same": same, "rate": wins / n if n else math.nan,
-            "wilson": wilson(wins, n), "bootstrap": bootstrap_over_prompts(votes) if bootstrap else (math.nan, math.nan)}
+    counts = {w: sum(v["winner"] == w for v in votes) for w in POINTS}
+    return {**from_counts(**counts),
+            "bootstrap": bootstrap_over_prompts(votes) if bootstrap else (math.nan, math.nan)}
 
 
 def by_attribute(votes: list[dict]) -> list[tuple[str, str, dict]]:

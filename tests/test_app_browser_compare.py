@@ -110,9 +110,9 @@ PLAN = ["a"] * 7 + ["b"] * 2 + ["same"] * 3  # who the 12 votes go to
 
 # Known bug, out of the default run until fixed (`make test-slow` or `pytest -m slow -k blind_test`):
 # now and then, after the reload, the page never shows the pair after its vote. Reproduced once in
-# eleven tries with a run in progress on the server: the vote was stored,
-# the next pair drawn and marked shown, but the event's result never reached the page (its message
-# line stayed empty). wait_for_pair reports that state. Twice in one full run on 2026-12-07.
+# eleven tries with a run in progress on the server: the vote was stored, the next pair drawn and
+# marked shown, but the event's result never reached the page (its message line stayed empty).
+# wait_for_pair reports that state. Twice in one full run on 2026-12-07.
 @pytest.mark.slow
 def test_a_blind_test_of_twelve_votes_shows_the_win_rate_and_interval_they_give(page, app_server):
     from jobs import votes
